@@ -1,0 +1,339 @@
+"""Video-prediction metrics with the published OpenSTL leaderboard's definitions, vectorised.
+
+Every metric is first computed per frame and then averaged over samples and frames:
+
+- ``mse`` / ``mae``: sum over C x H x W of the squared / absolute error of one frame (divided by
+  C*H*W when ``spatial_norm``), on de-normalised, *unclipped* predictions. ``rmse`` is the square
+  root of the averaged ``mse`` (not the mean of per-frame roots), as OpenSTL reports it.
+- Predictions are then clipped to ``clip_range``; ground truth is left as it is.
+- ``psnr``: ``-10 log10(mean squared error of the frame)`` on [0, 1] data (``inf`` for a perfect frame).
+- ``snr``: ``10 log10(mean(true^2) / mean((true - pred)^2))`` per frame.
+- ``ssim``: scikit-image's ``structural_similarity(channel_axis=-1)`` per frame: 7x7 uniform window,
+  sample covariance, K1 = 0.01, K2 = 0.03, per-channel means averaged. ``data_range`` defaults to
+  2.0 (:data:`SSIM_DATA_RANGE_PUBLISHED`): scikit-image <= 0.19, which produced the published
+  numbers, took the range of a float dtype, [-1, 1]. ``ssim_data_range=1.0``
+  (:data:`SSIM_DATA_RANGE_PIXEL`) gives SSIM for the actual [0, 1] pixel range; it is stricter
+  (lower) and not comparable with the leaderboard.
+- ``lpips``: LPIPS v0.1 with the AlexNet trunk on inputs mapped to [-1, 1]. It needs torchvision's
+  ImageNet AlexNet weights (:data:`ALEXNET_WEIGHTS_FILE`), which are never downloaded here; without
+  them ``lpips`` is reported as NaN with one logged line saying where to put the file.
+
+All per-frame work is batched over frames in float64 (the SSIM variance terms lose digits in
+float32) on the device of the input, so scoring a test set costs a few seconds, not minutes.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+METRIC_NAMES = ('mae', 'mse', 'rmse', 'ssim', 'psnr', 'snr', 'lpips')
+CLIPPED_METRICS = ('ssim', 'psnr', 'snr', 'lpips')
+SSIM_DATA_RANGE_PUBLISHED = 2.0
+SSIM_DATA_RANGE_PIXEL = 1.0
+SSIM_WINDOW = 7
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+ALEXNET_WEIGHTS_FILE = 'alexnet-owt-7be5be79.pth'
+ALEXNET_WEIGHTS_ENV = 'OPENSTL_HRVQ_ALEXNET_WEIGHTS'
+FRAMES_PER_CHUNK = 2048
+LPIPS_BATCH = 256
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def _as_tensor(x: ArrayLike) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _check_videos(pred: torch.Tensor, true: torch.Tensor) -> None:
+    if pred.ndim != 5 or pred.shape != true.shape:
+        raise ValueError(f'pred and true must both be (B, T, C, H, W) videos of one shape, got '
+                         f'{tuple(pred.shape)} and {tuple(true.shape)}.')
+
+
+def _frame_stat(value, device: torch.device) -> torch.Tensor | None:
+    """Mean/std as a float64 tensor that broadcasts against (N, C, H, W) frames."""
+    if value is None:
+        return None
+    stat = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value,
+                           dtype=torch.float64, device=device)
+    while stat.ndim > 3 and stat.shape[0] == 1:
+        stat = stat[0]
+    if stat.ndim > 3:
+        raise ValueError(f'mean/std of shape {tuple(stat.shape)} must broadcast to one (C, H, W) frame.')
+    return stat
+
+
+def _box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Mean over every full ``size`` x ``size`` window: (N, H, W) -> (N, H-size+1, W-size+1).
+
+    scikit-image filters with reflected borders and then crops (size-1)/2 pixels from every side,
+    which leaves exactly the windows that lie fully inside the frame.
+    """
+    return x.unfold(-1, size, 1).sum(-1).unfold(-2, size, 1).sum(-1) / (size * size)
+
+
+def ssim_per_frame(pred: ArrayLike, true: ArrayLike, data_range: float = SSIM_DATA_RANGE_PUBLISHED) -> torch.Tensor:
+    """SSIM of each frame, equal to scikit-image's ``structural_similarity`` to float64 rounding.
+
+    Args:
+        pred, true: ``(N, C, H, W)`` frames (H, W >= 7); any float dtype, computed in float64.
+        data_range: dynamic range L in C1 = (K1 L)^2, C2 = (K2 L)^2; 2.0 reproduces the leaderboard.
+
+    Returns:
+        ``(N,)`` float64: mean SSIM over the valid 7x7 windows, averaged over channels.
+    """
+    x = _as_tensor(pred).to(torch.float64)
+    y = _as_tensor(true).to(torch.float64)
+    n, c, h, w = x.shape
+    if min(h, w) < SSIM_WINDOW:
+        raise ValueError(f'SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {h}x{w}.')
+    x, y = x.reshape(n * c, h, w), y.reshape(n * c, h, w)
+    mu_x, mu_y = _box_mean(x, SSIM_WINDOW), _box_mean(y, SSIM_WINDOW)
+    sample_cov = SSIM_WINDOW ** 2 / (SSIM_WINDOW ** 2 - 1)
+    var_x = sample_cov * (_box_mean(x * x, SSIM_WINDOW) - mu_x * mu_x)
+    var_y = sample_cov * (_box_mean(y * y, SSIM_WINDOW) - mu_y * mu_y)
+    cov_xy = sample_cov * (_box_mean(x * y, SSIM_WINDOW) - mu_x * mu_y)
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return ssim_map.mean(dim=(-2, -1)).reshape(n, c).mean(dim=1)
+
+
+def psnr_per_frame(pred: ArrayLike, true: ArrayLike) -> torch.Tensor:
+    """PSNR of each frame on [0, 1] data: (N, C, H, W) -> (N,) float64; ``inf`` where the frame is exact.
+
+    The difference is taken in float32, as the leaderboard code does.
+    """
+    diff = (_as_tensor(pred).to(torch.float32) - _as_tensor(true).to(torch.float32)).to(torch.float64)
+    return -10.0 * torch.log10(diff.square().mean(dim=(1, 2, 3)))
+
+
+def snr_per_frame(pred: ArrayLike, true: ArrayLike) -> torch.Tensor:
+    """SNR of each frame in dB: (N, C, H, W) -> (N,) float64."""
+    x = _as_tensor(pred).to(torch.float64)
+    y = _as_tensor(true).to(torch.float64)
+    return 10.0 * torch.log10(y.square().mean(dim=(1, 2, 3)) / (y - x).square().mean(dim=(1, 2, 3)))
+
+
+def find_alexnet_weights(path: str | os.PathLike | None = None) -> Path | None:
+    """Locate torchvision's ImageNet AlexNet weights without downloading anything.
+
+    Looks at ``path`` (the file, or a folder holding it), then ``$OPENSTL_HRVQ_ALEXNET_WEIGHTS`` (same),
+    then torch hub's cache ``torch.hub.get_dir()/checkpoints/``. Returns the file, or None.
+    """
+    candidates = [p for p in (path, os.environ.get(ALEXNET_WEIGHTS_ENV)) if p]
+    candidates.append(Path(torch.hub.get_dir()) / 'checkpoints')
+    for candidate in map(Path, candidates):
+        file = candidate / ALEXNET_WEIGHTS_FILE if candidate.is_dir() else candidate
+        if file.is_file():
+            return file
+    return None
+
+
+def _unavailable_lpips_message(path: str | os.PathLike | None) -> str:
+    hub = Path(torch.hub.get_dir()) / 'checkpoints'
+    looked = f'{path}, ' if path else ''
+    return (f'LPIPS unavailable (reported as NaN): torchvision AlexNet weights {ALEXNET_WEIGHTS_FILE} not found '
+            f'(looked in {looked}${ALEXNET_WEIGHTS_ENV}, {hub}); copy the file to {hub}/ or pass its path '
+            f'as lpips_weights= or in ${ALEXNET_WEIGHTS_ENV}.')
+
+
+@functools.lru_cache(maxsize=4)
+def _lpips_network(weights: Path, device: str):
+    """LPIPS(alex, v0.1) with its trunk loaded from ``weights`` and its linear heads from the lpips package."""
+    import lpips
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # torchvision's deprecation notice for pretrained=False
+        network = lpips.LPIPS(net='alex', version='0.1', pretrained=True, pnet_rand=True, verbose=False)
+    trunk_state = torch.load(weights, map_location='cpu', weights_only=True)
+    # lpips splits AlexNet's `features` into slices that keep the original layer indices as names.
+    renamed = {f'{slice_name}.{layer_name}.{param}': trunk_state[f'features.{layer_name}.{param}']
+               for slice_name, block in network.net.named_children()
+               for layer_name, layer in block.named_children()
+               for param, _ in layer.named_parameters()}
+    network.net.load_state_dict(renamed, strict=True)
+    return network.eval().to(device)
+
+
+def load_lpips(weights: str | os.PathLike | None = None, device: torch.device | str = 'cpu'):
+    """Return the offline LPIPS(alex) network on ``device``, or None (after one log line) when unavailable."""
+    try:
+        import lpips  # noqa: F401  (needs torchvision)
+    except ImportError as error:
+        logger.warning('LPIPS unavailable (reported as NaN): %s; install it with `pip install lpips torchvision`.',
+                       error)
+        return None
+    file = find_alexnet_weights(weights)
+    if file is None:
+        logger.warning(_unavailable_lpips_message(weights))
+        return None
+    try:
+        return _lpips_network(file.resolve(), str(device))
+    except (KeyError, RuntimeError, OSError) as error:
+        logger.warning('LPIPS unavailable (reported as NaN): %s is not a torchvision AlexNet state dict (%s).',
+                       file, error)
+        return None
+
+
+@torch.no_grad()
+def lpips_per_frame(pred: ArrayLike, true: ArrayLike, network, batch_size: int = LPIPS_BATCH) -> torch.Tensor:
+    """LPIPS distance of each frame: (N, C, H, W) in [0, 1], C in {1, 3} -> (N,) float64.
+
+    One-channel frames broadcast against AlexNet's three input channels inside lpips' scaling layer,
+    which is what the leaderboard code did implicitly.
+    """
+    x, y = _as_tensor(pred), _as_tensor(true)
+    device = next(network.parameters()).device
+    scores = []
+    for start in range(0, x.shape[0], batch_size):
+        a = x[start:start + batch_size].to(device=device, dtype=torch.float32) * 2 - 1
+        b = y[start:start + batch_size].to(device=device, dtype=torch.float32) * 2 - 1
+        scores.append(network(a, b).reshape(-1).to(torch.float64))
+    return torch.cat(scores).to(x.device)
+
+
+def _frame_columns(pred: ArrayLike, true: ArrayLike, mean, std, names: Sequence[str],
+                   clip_range: Sequence[float] | None, ssim_data_range: float,
+                   lpips_weights: str | os.PathLike | None, frames_per_chunk: int) -> dict[str, np.ndarray]:
+    """The shared pipeline: de-normalise, per-channel error sums, clip, per-frame scores.
+
+    ``names`` holds ``mse``/``mae`` (returned as per-channel sums, float64 ``(B, T, C)``) and any of
+    :data:`CLIPPED_METRICS` (float64 ``(B, T)``).
+    """
+    p_all, t_all = _as_tensor(pred), _as_tensor(true)
+    _check_videos(p_all, t_all)
+    b, t, c, h, w = p_all.shape
+    p_all, t_all = p_all.reshape(b * t, c, h, w), t_all.reshape(b * t, c, h, w)
+    mean_t, std_t = _frame_stat(mean, p_all.device), _frame_stat(std, p_all.device)
+    lpips_net = load_lpips(lpips_weights, p_all.device) if 'lpips' in names else None
+
+    columns: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    for start in range(0, b * t, frames_per_chunk):
+        p = p_all[start:start + frames_per_chunk].to(torch.float64)
+        y = t_all[start:start + frames_per_chunk].to(torch.float64)
+        if mean_t is not None and std_t is not None:
+            p, y = p * std_t + mean_t, y * std_t + mean_t
+        if 'mse' in columns:
+            columns['mse'].append((p - y).square().sum(dim=(2, 3)))
+        if 'mae' in columns:
+            columns['mae'].append((p - y).abs().sum(dim=(2, 3)))
+        if clip_range is not None:
+            p = p.clamp(clip_range[0], clip_range[1])
+        if 'ssim' in columns:
+            columns['ssim'].append(ssim_per_frame(p, y, ssim_data_range))
+        if 'psnr' in columns:
+            columns['psnr'].append(psnr_per_frame(p, y))
+        if 'snr' in columns:
+            columns['snr'].append(snr_per_frame(p, y))
+        if 'lpips' in columns:
+            columns['lpips'].append(lpips_per_frame(p, y, lpips_net) if lpips_net is not None
+                                    else torch.full((p.shape[0],), float('nan'), dtype=torch.float64))
+    return {name: torch.cat(parts).cpu().numpy().reshape(b, t, *parts[0].shape[1:])
+            for name, parts in columns.items()}
+
+
+def _check_metric_names(metrics: Sequence[str]) -> None:
+    unknown = set(metrics) - set(METRIC_NAMES)
+    if unknown:
+        raise ValueError(f'Unknown metrics {sorted(unknown)}; choose from {list(METRIC_NAMES)}.')
+
+
+def per_frame_metrics(pred: ArrayLike, true: ArrayLike, mean=None, std=None,
+                      metrics: Sequence[str] = ('mae', 'mse'), clip_range: Sequence[float] | None = (0, 1),
+                      spatial_norm: bool = False, ssim_data_range: float = SSIM_DATA_RANGE_PUBLISHED,
+                      lpips_weights: str | os.PathLike | None = None,
+                      frames_per_chunk: int = FRAMES_PER_CHUNK) -> dict[str, np.ndarray]:
+    """Per-frame values of ``metrics`` through the same pipeline as :func:`metric`.
+
+    Args:
+        pred, true: ``(B, T, C, H, W)`` numpy arrays or tensors (normalised when ``mean``/``std`` given).
+        mean, std: scalars or arrays broadcasting to one ``(C, H, W)`` frame, or None.
+        metrics: names from :data:`METRIC_NAMES` except ``rmse``, which only exists as an aggregate.
+
+    Returns:
+        name -> float64 ``(B, T)`` array. ``mse``/``mae`` are sums over C x H x W (means when
+        ``spatial_norm``); ``lpips`` is all-NaN when the network is unavailable.
+    """
+    _check_metric_names(metrics)
+    if 'rmse' in metrics:
+        raise ValueError('rmse is the root of the mean per-frame mse; ask for mse per frame instead.')
+    frames = _frame_columns(pred, true, mean, std, metrics, clip_range, ssim_data_range, lpips_weights,
+                            frames_per_chunk)
+    values_per_frame = int(np.prod(_as_tensor(pred).shape[2:])) if spatial_norm else 1
+    for name in ('mse', 'mae'):
+        if name in frames:
+            frames[name] = frames[name].sum(axis=-1) / values_per_frame
+    return frames
+
+
+def metric(pred: ArrayLike, true: ArrayLike, mean=None, std=None, metrics: Sequence[str] = ('mae', 'mse'),
+           clip_range: Sequence[float] | None = (0, 1), channel_names: Sequence[str] | None = None,
+           spatial_norm: bool = False, return_log: bool = True,
+           ssim_data_range: float = SSIM_DATA_RANGE_PUBLISHED, lpips_weights: str | os.PathLike | None = None,
+           per_frame: bool = False, frames_per_chunk: int = FRAMES_PER_CHUNK):
+    """Score predicted videos as OpenSTL 1.0.0's ``openstl.core.metric`` does, but vectorised.
+
+    Args:
+        pred, true: ``(B, T, C, H, W)`` numpy arrays or tensors (any device).
+        mean, std: de-normalisation (``x * std + mean``) applied to both first, or None.
+        metrics: names from :data:`METRIC_NAMES`.
+        clip_range: predictions are clipped to it before ssim/psnr/snr/lpips (None: no clipping).
+        channel_names: with two or more names, the channels are split into that many equal groups;
+            mse/mae/rmse are reported per group (``mse_<name>``) and overall as the mean over groups.
+        spatial_norm: divide mse/mae/rmse by the number of values in a frame (of a group).
+        return_log: also build OpenSTL's ``"name:value, ..."`` string.
+        ssim_data_range: 2.0 = leaderboard (:data:`SSIM_DATA_RANGE_PUBLISHED`), 1.0 = pixel range.
+        lpips_weights: AlexNet weights file or folder (see :func:`find_alexnet_weights`).
+        per_frame: also return the per-frame ``(B, T)`` arrays as ``eval_res['per_frame']``.
+
+    Returns:
+        ``(eval_res, eval_log)``: dict name -> float (in OpenSTL's order), and the log string
+        ('' unless ``return_log``).
+    """
+    _check_metric_names(metrics)
+    shape = tuple(_as_tensor(pred).shape)
+    _check_videos(_as_tensor(pred), _as_tensor(true))
+    groups = [str(name) for name in channel_names] if channel_names is not None and len(channel_names) > 1 else None
+    if groups is not None and shape[2] % len(groups) != 0:
+        raise ValueError(f'{shape[2]} channels cannot be split into {len(groups)} channel_names groups.')
+    error_names = [name for name in ('mse', 'mae') if name in metrics or (name == 'mse' and 'rmse' in metrics)]
+    frames = _frame_columns(pred, true, mean, std, error_names + [m for m in metrics if m in CLIPPED_METRICS],
+                            clip_range, ssim_data_range, lpips_weights, frames_per_chunk)
+
+    group_width = shape[2] // len(groups) if groups else shape[2]
+    values_per_frame = group_width * shape[3] * shape[4] if spatial_norm else 1
+    mean_error = {}  # name -> [mean over frames of the group's per-frame sum] per group
+    for name in error_names:
+        sums = frames[name]
+        mean_error[name] = [float(sums[..., g * group_width:(g + 1) * group_width].sum(axis=-1).mean()) / values_per_frame
+                            for g in range(len(groups) if groups else 1)]
+    mean_error['rmse'] = [float(np.sqrt(value)) for value in mean_error.get('mse', [])]
+
+    eval_res: dict = {}
+    for name in ('mse', 'mae', 'rmse'):
+        if name not in metrics:
+            continue
+        if groups is not None:
+            eval_res.update({f'{name}_{label}': value for label, value in zip(groups, mean_error[name])})
+        eval_res[name] = float(np.mean(mean_error[name]))
+    for name in CLIPPED_METRICS:
+        if name in metrics:
+            eval_res[name] = float(frames[name].mean())
+
+    eval_log = ', '.join(f'{name}:{value}' for name, value in eval_res.items()) if return_log else ''
+    if per_frame:
+        values_per_full_frame = int(np.prod(shape[2:])) if spatial_norm else 1
+        eval_res['per_frame'] = {name: (values.sum(axis=-1) / values_per_full_frame if name in error_names else values)
+                                 for name, values in frames.items()}
+    return eval_res, eval_log
