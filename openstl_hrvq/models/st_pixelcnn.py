@@ -1,0 +1,390 @@
+"""ST-PixelCNN: the autoregressive prior over hierarchical code indices (S-HR-VQVAE paper §3.3, eq. 7).
+
+The prior models the tree indices (B, T, L, h, w) of a clip -- local indices k_i in [0, M), L layers coarse
+first -- and predicts future frames from past ones. It is split into two parts so that decoding can cache:
+
+* a **context trunk** that turns the frames before t into a per-position context map for frame t (gated
+  causal 3D convolutions + causal spatiotemporal attention); it runs once per frame, and
+* an **intra-frame head** that predicts frame t's tokens from that context and the tokens of frame t already
+  decoded, in one of two orders:
+
+  - ``'raster'`` (the paper's): positions in raster order, layers coarse-to-fine at each position. A gated
+    PixelCNN (vertical + horizontal stacks, masks 'A' then 'B') sees positions before p; the token's coarser
+    layers at p enter through their parent path embedding.
+  - ``'parallel'`` (ours, for speed): layer by layer, every position of a layer at once. An unmasked conv
+    head sees all positions of the coarser layers of frame t.
+
+A child index means nothing without its parent, so every token is embedded by its full path in the code
+tree (global index g_i = g_{i-1} * M + k_i, one table of M**i rows per layer) and layer i is predicted given
+the prefix sum S_i of the path embeddings of layers < i -- the prior's analogue of the quantizer's partial
+sums e^1 + ... + e^i.
+"""
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..modules.attention import AttentionCache, CausalSpatioTemporalAttention
+from ..modules.masked_conv import CausalConv3d, GatedCausalBlock3d, GatedPixelCNNLayer, gate
+
+__all__ = ['STPixelCNN', 'PathEmbedding', 'CausalContextTrunk']
+
+logger = logging.getLogger(__name__)
+
+DECODE_ORDERS = ('raster', 'parallel')
+MAX_PATH_ROWS = 1 << 20
+
+
+class PathEmbedding(nn.Module):
+    """Embeds every token by its full path from the root of the code tree.
+
+    The path of length i at a position (tokens k_1..k_i) has global index g_i = g_{i-1} * M + k_i in
+    [0, M**i); it is row offset_i + g_i of one shared table. `prefix_sums` returns S_0 = 0 and
+    S_i = sum_{j <= i} E[path_j]: what is known at a position once its i coarsest layers are decoded.
+    """
+
+    def __init__(self, num_layers: int, codebook_size: int, dim: int):
+        super().__init__()
+        sizes = [codebook_size ** i for i in range(1, num_layers + 1)]
+        if sum(sizes) > MAX_PATH_ROWS:
+            raise ValueError(f"A tree of {num_layers} layers x {codebook_size} codewords has {sum(sizes)} paths, "
+                             f"too many to embed (limit {MAX_PATH_ROWS}); use fewer layers or a smaller codebook.")
+        self.codebook_size = codebook_size
+        self.register_buffer('offsets', torch.tensor([0] + sizes[:-1]).cumsum(0), persistent=False)
+        self.table = nn.Embedding(sum(sizes), dim)
+        nn.init.normal_(self.table.weight, std=num_layers ** -0.5)
+
+    def rows(self, layer: int, path: torch.Tensor) -> torch.Tensor:
+        """Global path index g_layer (any shape) -> embedding (..., dim)."""
+        return self.table(path + self.offsets[layer])
+
+    def prefix_sums(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (B, T, L, h, w) local -> S (B, T, L + 1, dim, h, w) with S[:, :, 0] = 0."""
+        path = torch.zeros_like(indices[:, :, 0])
+        rows = []
+        for layer in range(indices.shape[2]):
+            path = path * self.codebook_size + indices[:, :, layer]
+            rows.append(path + self.offsets[layer])
+        embedded = self.table(torch.stack(rows, dim=2)).cumsum(dim=2)           # (B, T, L, h, w, dim)
+        embedded = F.pad(embedded, (0, 0, 0, 0, 0, 0, 1, 0))
+        return embedded.permute(0, 1, 2, 5, 3, 4)
+
+
+@dataclass
+class TrunkState:
+    """What the trunk keeps between incremental calls: causal-conv histories and attention caches."""
+    local_past: Optional[torch.Tensor] = None
+    block_pasts: List[Optional[torch.Tensor]] = field(default_factory=list)
+    attention_caches: List[Optional[AttentionCache]] = field(default_factory=list)
+
+
+class CausalContextTrunk(nn.Module):
+    """Per-position context for frame t from frames < t only (the temporally causal part of the prior).
+
+    It reads the stream [start, f_0, f_1, ...] of frame embeddings f_t = S_L; output j depends on stream
+    items <= j, i.e. on frames < j, so the shift by the learned start token is what makes it strictly causal.
+    Two paths, summed:
+
+    * local: a gated causal 3D conv at full token resolution over the two preceding frames (where things
+      were and how fast they moved), and
+    * global: a 2x2 space-to-depth conv to half resolution, `num_blocks` gated causal 3D blocks with causal
+      spatiotemporal attention after every second block (long-range and long-term context), and a 2x2
+      transposed conv back.
+
+    The expensive part works at a quarter of the positions, which is what keeps a training step on a CPU
+    around a second at the Moving-MNIST defaults.
+    """
+
+    def __init__(self, embed_dim: int, hidden_channels: int, num_blocks: int, num_heads: int, kernel_size: int,
+                 max_frames: int):
+        super().__init__()
+        self.start = nn.Parameter(torch.zeros(1, embed_dim, 1, 1, 1))
+        self.local = CausalConv3d(embed_dim, 2 * embed_dim, kernel_size, temporal_kernel=2)
+        self.down = nn.Conv3d(embed_dim, hidden_channels, (1, 2, 2), stride=(1, 2, 2))
+        self.blocks = nn.ModuleList(GatedCausalBlock3d(hidden_channels, kernel_size) for _ in range(num_blocks))
+        self.attention_after = [i for i in range(num_blocks) if i % 2 == 1 or i == num_blocks - 1]
+        self.attentions = nn.ModuleList(CausalSpatioTemporalAttention(hidden_channels, num_heads, max_frames)
+                                        for _ in self.attention_after)
+        self.up = nn.ConvTranspose3d(hidden_channels, embed_dim, (1, 2, 2), stride=(1, 2, 2))
+
+    def forward(self, frames: torch.Tensor, state: Optional[TrunkState] = None, first_output: int = 0
+                ) -> Tuple[torch.Tensor, TrunkState]:
+        """Feeds frames (B, E, T, h, w) -> context (B, E, T' - first_output, h, w) and the new state.
+
+        With `state` None the start token is prepended, so T' = T + 1 outputs are the contexts of frames
+        0..T; otherwise the T outputs are the contexts of the frames after those already fed. Only outputs
+        from `first_output` on are computed at full resolution (training needs just the predicted frames).
+        """
+        if state is None:
+            state = TrunkState()
+            frames = torch.cat([self.start.expand(frames.shape[0], -1, 1, *frames.shape[3:]), frames], dim=2)
+        height, width = frames.shape[-2:]
+
+        local_past = state.local_past
+        if local_past is None:
+            local_past = frames.new_zeros(*frames.shape[:2], self.local.temporal_kernel - 1, height, width)
+        history = torch.cat([local_past, frames], dim=2)
+        local, new_local_past = self.local(frames[:, :, first_output:],
+                                           history[:, :, first_output:first_output + local_past.shape[2]])
+
+        x = self.down(F.pad(frames, (0, width % 2, 0, height % 2)))
+        block_pasts, attention_caches = [], []
+        attention_index = 0
+        for i, block in enumerate(self.blocks):
+            x, past = block(x, state.block_pasts[i] if state.block_pasts else None)
+            block_pasts.append(past)
+            if i in self.attention_after:
+                cache = state.attention_caches[attention_index] if state.attention_caches else None
+                x, cache = self.attentions[attention_index](x, cache)
+                attention_caches.append(cache)
+                attention_index += 1
+        global_context = self.up(x[:, :, first_output:])[..., :height, :width]
+        context = gate(local) + global_context
+        return context, TrunkState(new_local_past, block_pasts, attention_caches)
+
+
+class GatedResidualBlock2d(nn.Module):
+    """x + W_o * gate(conv_kxk(x)) over (N, C, H, W), unmasked in space."""
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 2 * channels, kernel_size, padding=kernel_size // 2)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, C, H, W)."""
+        return x + self.out(gate(self.conv(x)))
+
+
+class ParallelHead(nn.Module):
+    """Features for layer i of frame t from its context and every position of layers < i of frame t.
+
+    Input per layer: context + S_i + a layer embedding; gated residual k x k blocks mix positions freely,
+    which is allowed because all positions of the coarser layers are decoded before layer i.
+    """
+
+    def __init__(self, dim: int, num_layers: int, kernel_size: int, depth: int = 2):
+        super().__init__()
+        self.layer_embedding = nn.Parameter(torch.zeros(num_layers, dim, 1, 1))
+        self.blocks = nn.Sequential(*(GatedResidualBlock2d(dim, kernel_size) for _ in range(depth)))
+
+    def forward(self, known: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+        """known (N, n, E, h, w): context + S_i for the n layers `layers` -> features (N, n, E, h, w)."""
+        x = known + self.layer_embedding[list(layers)]
+        return self.blocks(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+
+class RasterHead(nn.Module):
+    """Gated PixelCNN over the current frame: the feature at position p depends on positions before p only.
+
+    `at(...)` computes one position's feature on the crop of its receptive field, which equals the full
+    computation there exactly (rows below p are never seen; crop edges are `margin` away) and is what makes
+    raster decoding affordable.
+    """
+
+    def __init__(self, dim: int, kernel_size: int, depth: int = 2):
+        super().__init__()
+        self.layers = nn.ModuleList(GatedPixelCNNLayer(dim, dim, kernel_size, 'A' if i == 0 else 'B')
+                                    for i in range(depth))
+        self.margin = depth * (kernel_size // 2) + 1
+
+    def forward(self, tokens: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """tokens (N, E, h, w) embeddings S_L of the frame, context (N, E, h, w) -> features (N, E, h, w)."""
+        vertical = horizontal = tokens
+        for layer in self.layers:
+            vertical, horizontal = layer(vertical, horizontal, context)
+        return horizontal
+
+    def at(self, tokens: torch.Tensor, context: torch.Tensor, row: int, col: int) -> torch.Tensor:
+        """Feature (N, E) at (row, col), computed on the receptive-field crop of (N, E, h, w) inputs."""
+        top, left = max(row - self.margin, 0), max(col - self.margin, 0)
+        right = min(col + self.margin + 1, tokens.shape[-1])
+        crop = (slice(None), slice(None), slice(top, row + 1), slice(left, right))
+        return self.forward(tokens[crop], context[crop])[:, :, row - top, col - left]
+
+
+class LayerDecoder(nn.Module):
+    """Pointwise logits of layer i from a head feature plus S_i (the token's parent path): (.., E) -> (.., M)."""
+
+    def __init__(self, dim: int, num_layers: int, codebook_size: int):
+        super().__init__()
+        self.layer_embedding = nn.Parameter(torch.zeros(num_layers, dim))
+        self.hidden = nn.Linear(dim, dim)
+        self.out_weight = nn.Parameter(torch.randn(num_layers, codebook_size, dim) * dim ** -0.5)
+        self.out_bias = nn.Parameter(torch.zeros(num_layers, codebook_size))
+
+    def forward(self, features: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+        """features (N, n, E, *spatial) for the n layers `layers` -> logits (N, n, M, *spatial)."""
+        layers = list(layers)
+        x = features.movedim(2, -1) + self.layer_embedding[layers].view(1, len(layers), *[1] * (features.dim() - 3), -1)
+        hidden = F.gelu(self.hidden(x))
+        logits = torch.einsum('nl...e,lme->nl...m', hidden, self.out_weight[layers])
+        logits = logits + self.out_bias[layers].view(1, len(layers), *[1] * (features.dim() - 3), -1)
+        return logits.movedim(-1, 2)
+
+
+def _choose(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits (N, M, ...) -> indices (N, ...): argmax at temperature 0, else a sample of softmax(logits / T)."""
+    if temperature <= 0:
+        return logits.argmax(dim=1)
+    flat = logits.movedim(1, -1)
+    probs = torch.softmax(flat.reshape(-1, flat.shape[-1]).float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1).view(flat.shape[:-1])
+
+
+class STPixelCNN(nn.Module):
+    """Prior p(Q_t | Q_<t) over tree indices with gated masked 3D convolutions and causal ST attention.
+
+    Args:
+        num_layers: L, layers of the code tree.
+        codebook_size: M, codewords per codebook.
+        hidden_channels: width of the half-resolution trunk; the full-resolution parts (path embeddings,
+            heads) use half of it.
+        num_blocks: gated causal 3D blocks in the trunk (attention follows every second one).
+        num_heads: attention heads.
+        kernel_size: spatial kernel of every convolution (odd).
+        max_frames: the longest clip (context + future) the prior handles.
+    """
+
+    def __init__(self, num_layers: int, codebook_size: int, hidden_channels: int = 64, num_blocks: int = 4,
+                 num_heads: int = 4, kernel_size: int = 3, max_frames: int = 32):
+        super().__init__()
+        if num_layers < 1 or codebook_size < 2:
+            raise ValueError(f"STPixelCNN needs num_layers >= 1 and codebook_size >= 2, got {num_layers} "
+                             f"and {codebook_size}.")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
+        self.num_layers = num_layers
+        self.codebook_size = codebook_size
+        self.max_frames = max_frames
+        dim = max(hidden_channels // 2, 1)
+        self.embedding = PathEmbedding(num_layers, codebook_size, dim)
+        self.trunk = CausalContextTrunk(dim, hidden_channels, num_blocks, num_heads, kernel_size, max_frames)
+        self.parallel_head = ParallelHead(dim, num_layers, kernel_size)
+        self.parallel_decoder = LayerDecoder(dim, num_layers, codebook_size)
+        self.raster_head = RasterHead(dim, kernel_size)
+        self.raster_decoder = LayerDecoder(dim, num_layers, codebook_size)
+
+    def _check_indices(self, indices: torch.Tensor, name: str, extra_frames: int = 0) -> torch.Tensor:
+        """Validates (B, T, L, h, w) integer indices in [0, M) and returns them as int64."""
+        problem = None
+        if not torch.is_tensor(indices) or indices.dim() != 5 or indices.shape[2] != self.num_layers:
+            shape = tuple(indices.shape) if torch.is_tensor(indices) else type(indices).__name__
+            problem = f"must be a tensor of shape (B, T, L={self.num_layers}, h, w), got {shape}"
+        elif indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+            problem = f"must hold integer code indices (int64), got dtype {indices.dtype}"
+        elif indices.numel() == 0:
+            problem = f"is empty (shape {tuple(indices.shape)})"
+        elif indices.shape[1] + extra_frames > self.max_frames:
+            problem = (f"spans {indices.shape[1] + extra_frames} frames, more than max_frames={self.max_frames} "
+                       f"(build the prior with a larger max_frames)")
+        elif int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size:
+            problem = (f"holds indices in [{int(indices.min())}, {int(indices.max())}] but local indices must lie "
+                       f"in [0, {self.codebook_size})")
+        if problem is not None:
+            raise ValueError(f"STPixelCNN: {name} {problem}.")
+        return indices.long()
+
+    @staticmethod
+    def _check_order(order: str) -> None:
+        if order not in DECODE_ORDERS:
+            raise ValueError(f"order must be one of {DECODE_ORDERS}, got {order!r}.")
+
+    def _logits(self, indices: torch.Tensor, order: str, first_frame: int) -> torch.Tensor:
+        """Teacher-forced logits (B, T - first_frame, L, M, h, w) of frames first_frame..T-1."""
+        batch, frames = indices.shape[:2]
+        prefix = self.embedding.prefix_sums(indices)                            # (B, T, L+1, E, h, w)
+        stream = prefix[:, :frames - 1, -1].transpose(1, 2)                     # (B, E, T-1, h, w)
+        context, _ = self.trunk(stream, first_output=first_frame)
+        context = context.transpose(1, 2)                                       # (B, T', E, h, w)
+        parents = prefix[:, first_frame:, :-1]                                  # (B, T', L, E, h, w)
+        layers = range(self.num_layers)
+        if order == 'parallel':
+            known = (parents + context[:, :, None]).flatten(0, 1)
+            features = self.parallel_head(known, layers)
+            logits = self.parallel_decoder(features + parents.flatten(0, 1), layers)
+        else:
+            tokens = prefix[:, first_frame:, -1].flatten(0, 1)
+            features = self.raster_head(tokens, context.flatten(0, 1))[:, None]
+            logits = self.raster_decoder(features + parents.flatten(0, 1), layers)
+        return logits.unflatten(0, (batch, frames - first_frame))
+
+    def forward(self, indices: torch.Tensor, order: str = 'parallel') -> torch.Tensor:
+        """indices (B, T, L, h, w) -> logits (B, T, L, M, h, w); the logits of a token depend only on the
+        tokens before it in `order` ('raster' or 'parallel'; see the module docstring)."""
+        self._check_order(order)
+        indices = self._check_indices(indices, 'indices')
+        return self._logits(indices, order, 0)
+
+    def loss(self, indices: torch.Tensor, num_context: int, order: str = 'parallel') -> torch.Tensor:
+        """Cross-entropy (paper eq. 7, mean over tokens, in nats) of frames num_context..T-1 of
+        indices (B, T, L, h, w), teacher-forced; the first num_context frames are context only."""
+        self._check_order(order)
+        indices = self._check_indices(indices, 'indices')
+        if not 0 <= num_context < indices.shape[1]:
+            raise ValueError(f"num_context must lie in [0, T={indices.shape[1]}) so that some frame is "
+                             f"predicted, got {num_context}.")
+        logits = self._logits(indices, order, num_context)
+        return F.cross_entropy(logits.movedim(3, 1), indices[:, num_context:])
+
+    @torch.no_grad()
+    def predict(self, context: torch.Tensor, num_future: int, order: str = 'parallel',
+                temperature: float = 0.0) -> torch.Tensor:
+        """context (B, T_in, L, h, w) -> future indices (B, num_future, L, h, w) int64.
+
+        Decodes frame by frame; the trunk runs once per frame on the newest frame only (its causal convs
+        and attention keep their history), and the head decodes the frame in `order`. temperature 0 takes
+        the argmax, > 0 samples from softmax(logits / temperature).
+        """
+        self._check_order(order)
+        if int(num_future) < 1:
+            raise ValueError(f"num_future must be >= 1, got {num_future}.")
+        context = self._check_indices(context, 'context', extra_frames=int(num_future))
+        stream = self.embedding.prefix_sums(context)[:, :, -1].transpose(1, 2)  # (B, E, T_in, h, w)
+        frame_context, state = self.trunk(stream, first_output=context.shape[1])
+        decode = self._decode_parallel if order == 'parallel' else self._decode_raster
+        future = []
+        for step in range(int(num_future)):
+            tokens, frame_embedding = decode(frame_context[:, :, -1], float(temperature))
+            future.append(tokens)
+            if step + 1 < num_future:
+                frame_context, state = self.trunk(frame_embedding[:, :, None], state)
+        return torch.stack(future, dim=1)
+
+    def _decode_parallel(self, context: torch.Tensor, temperature: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        """context (B, E, h, w) -> tokens (B, L, h, w), frame embedding S_L (B, E, h, w)."""
+        known = torch.zeros_like(context)
+        path = torch.zeros(context.shape[0], *context.shape[2:], dtype=torch.long, device=context.device)
+        tokens = []
+        for layer in range(self.num_layers):
+            features = self.parallel_head((known + context)[:, None], [layer])
+            logits = self.parallel_decoder(features + known[:, None], [layer])[:, 0]
+            token = _choose(logits, temperature)
+            path = path * self.codebook_size + token
+            known = known + self.embedding.rows(layer, path).permute(0, 3, 1, 2)
+            tokens.append(token)
+        return torch.stack(tokens, dim=1), known
+
+    def _decode_raster(self, context: torch.Tensor, temperature: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        """context (B, E, h, w) -> tokens (B, L, h, w), frame embedding S_L (B, E, h, w)."""
+        batch, _, height, width = context.shape
+        frame = torch.zeros_like(context)
+        tokens = torch.zeros(batch, self.num_layers, height, width, dtype=torch.long, device=context.device)
+        for row in range(height):
+            for col in range(width):
+                feature = self.raster_head.at(frame, context, row, col)        # (B, E)
+                known = torch.zeros_like(feature)
+                path = torch.zeros(batch, dtype=torch.long, device=context.device)
+                for layer in range(self.num_layers):
+                    logits = self.raster_decoder((feature + known)[:, None], [layer])[:, 0]
+                    token = _choose(logits, temperature)
+                    path = path * self.codebook_size + token
+                    known = known + self.embedding.rows(layer, path)
+                    tokens[:, layer, row, col] = token
+                frame[:, :, row, col] = known
+        return tokens, frame
