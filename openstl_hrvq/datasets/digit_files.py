@@ -1,0 +1,72 @@
+"""Reading and writing the files of OpenSTL's Moving (Fashion-)MNIST layout.
+
+- ``train-images-idx3-ubyte.gz``: LeCun's idx3 format (big-endian magic 2051, count, rows, cols, then
+  uint8 pixels), gzip-compressed.
+- ``{mnist,fmnist}_test_seq.npy``: the fixed test set, uint8 ``(frames, sequences, H, W)``.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+IDX3_MAGIC = 2051
+IDX3_HEADER_BYTES = 16
+GET_DATA_HINT = 'see the README section "Data" or run `python tools/prepare_data.py --help`'
+
+
+def read_idx_images(path: str | Path) -> np.ndarray:
+    """Read an idx3 image file (gzip-compressed if its name ends in .gz).
+
+    Returns:
+        uint8 ``(N, rows, cols)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'Missing idx image file {path}; {GET_DATA_HINT}.')
+    opener = gzip.open if path.suffix == '.gz' else open
+    try:
+        with opener(path, 'rb') as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as error:
+        raise ValueError(f'{path} is not a readable (gzip) idx3 file ({error}); {GET_DATA_HINT}.') from None
+    if len(raw) < IDX3_HEADER_BYTES:
+        raise ValueError(f'{path} is too short to be an idx3 image file; {GET_DATA_HINT}.')
+    magic, count, rows, cols = np.frombuffer(raw[:IDX3_HEADER_BYTES], dtype='>u4')
+    if magic != IDX3_MAGIC or len(raw) != IDX3_HEADER_BYTES + int(count) * int(rows) * int(cols):
+        raise ValueError(f'{path} is not an idx3 image file (magic {magic}, {len(raw)} bytes for '
+                         f'{count}x{rows}x{cols} images); {GET_DATA_HINT}.')
+    return np.frombuffer(raw, dtype=np.uint8, offset=IDX3_HEADER_BYTES).reshape(int(count), int(rows), int(cols))
+
+
+def write_idx_images(path: str | Path, images: np.ndarray) -> None:
+    """Write uint8 ``(N, rows, cols)`` images as a gzip-compressed idx3 file."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    if images.ndim != 3:
+        raise ValueError(f'idx3 images must be (N, rows, cols), got shape {images.shape}.')
+    header = np.array([IDX3_MAGIC, *images.shape], dtype='>u4').tobytes()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, 'wb') as handle:
+        handle.write(header + images.tobytes())
+
+
+def load_test_sequences(path: str | Path, num_frames: int, image_size: int) -> np.ndarray:
+    """Memory-map a fixed test set and check it holds at least ``num_frames`` frames of the right size.
+
+    Returns:
+        uint8 ``(frames, sequences, H, W)`` (read-only memory map; ``frames >= num_frames``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'Missing fixed test set {path}; {GET_DATA_HINT}.')
+    try:
+        sequences = np.load(path, mmap_mode='r')
+    except ValueError as error:
+        raise ValueError(f'{path} is not a .npy array ({error}); {GET_DATA_HINT}.') from None
+    if (sequences.dtype != np.uint8 or sequences.ndim != 4 or sequences.shape[0] < num_frames
+            or sequences.shape[2:] != (image_size, image_size)):
+        raise ValueError(f'{path} holds {sequences.dtype} {sequences.shape}; expected uint8 (frames >= {num_frames}, '
+                         f'sequences, {image_size}, {image_size}); {GET_DATA_HINT}.')
+    return sequences
