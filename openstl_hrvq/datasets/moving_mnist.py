@@ -47,6 +47,7 @@ class DigitSource:
 
     ``test_sequences`` (uint8 ``(frames, N, H, W)``) is set for a fixed test file; otherwise the test
     set is generated from ``test_digits`` (uint8 ``(M, 28, 28)``) with :data:`TEST_SET_SEED`.
+    ``train_file`` is the idx file ``train_digits`` were read from, if any.
     """
 
     name: str
@@ -55,6 +56,7 @@ class DigitSource:
     test_sequences: np.ndarray | None = None
     test_digits: np.ndarray | None = None
     num_generated_test: int = 0
+    train_file: Path | None = None
 
 
 def _check_digits(digits: np.ndarray, path: Path) -> np.ndarray:
@@ -81,14 +83,20 @@ def embedded_source() -> DigitSource:
                        images[train_idx], test_digits=images[test_idx], num_generated_test=EMBEDDED_TEST_SEQUENCES)
 
 
-def debian_source(fashion_root: str | Path = DEBIAN_FASHION_MNIST) -> DigitSource:
-    """Fashion-MNIST as Debian's ``dataset-fashion-mnist`` installs it (60,000 train / 10,000 test images)."""
-    root = Path(fashion_root)
+def idx_folder_source(folder: str | Path = DEBIAN_FASHION_MNIST, name: str = 'debian') -> DigitSource:
+    """A folder with (Fashion-)MNIST's ``train-`` and ``t10k-images-idx3-ubyte.gz`` (Debian's by default).
+
+    Training uses the training images; the generated test set (10,000 sequences) the test images.
+    """
+    root = Path(folder)
     train_path, test_path = root / TRAIN_IMAGES_FILE, root / TEST_IMAGES_FILE
-    return DigitSource('debian', f'Fashion-MNIST from {root}',
-                       _check_digits(read_idx_images(train_path), train_path),
+    for path in (train_path, test_path):
+        if not path.is_file():
+            raise FileNotFoundError(f'Missing {path}; for Fashion-MNIST run `apt-get install dataset-fashion-mnist` '
+                                    f'(files in {DEBIAN_FASHION_MNIST}); {GET_DATA_HINT}.')
+    return DigitSource(name, f'the idx images in {root}', _check_digits(read_idx_images(train_path), train_path),
                        test_digits=_check_digits(read_idx_images(test_path), test_path),
-                       num_generated_test=GENERATED_TEST_SEQUENCES)
+                       num_generated_test=GENERATED_TEST_SEQUENCES, train_file=train_path)
 
 
 def resolve_source(data_root: str | Path, data_name: str = 'mnist', source: str = 'auto', num_frames: int = 20,
@@ -109,7 +117,7 @@ def resolve_source(data_root: str | Path, data_name: str = 'mnist', source: str 
                 f'No Moving Fashion-MNIST data: expected {expected[0]} and {expected[1]}, or Fashion-MNIST at '
                 f'{fashion_root} (`apt-get install dataset-fashion-mnist`); {GET_DATA_HINT}.')
     builders = {'files': lambda: files_source(data_root, data_name, num_frames, image_size),
-                'embedded': embedded_source, 'debian': lambda: debian_source(fashion_root)}
+                'embedded': embedded_source, 'debian': lambda: idx_folder_source(fashion_root)}
     if source not in builders or (source != 'files' and source != FALLBACK[data_name]):
         raise ValueError(f'source={source!r} is not available for {data_name}; use auto, files or '
                          f'{FALLBACK[data_name]}.')
