@@ -1,0 +1,81 @@
+"""Test-time bookkeeping shared by every method the plugin runs (its own and OpenSTL's baselines).
+
+OpenSTL's methods collect inputs, predictions and targets in ``test_step`` and score them in
+``on_test_epoch_end``, writing ``saved/{metrics,inputs,trues,preds}.npy`` under ``save_dir``.
+:class:`LeaderboardTestMixin` does the same with the plugin's metrics (which, unlike OpenSTL's, run on
+current scikit-image and score LPIPS offline), so every row of a comparison is scored by one code path.
+It also scores two trivial references on the same test sequences, copy-last-input-frame and all-black,
+because a video predictor that does not beat them has learnt nothing about motion.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+
+import numpy as np
+
+from openstl_hrvq.metrics import metric
+
+log = logging.getLogger(__name__)
+
+
+def reference_predictions(inputs: np.ndarray, num_future: int) -> dict[str, np.ndarray]:
+    """The trivial predictions every method must beat.
+
+    Args:
+        inputs: (N, T_in, C, H, W) input frames.
+        num_future: number of frames to predict, S.
+
+    Returns:
+        ``{'copy_last': (N, S, C, H, W), 'all_black': (N, S, C, H, W)}``.
+    """
+    last = inputs[:, -1:]
+    return {'copy_last': np.repeat(last, num_future, axis=1), 'all_black': np.zeros_like(last).repeat(num_future, 1)}
+
+
+class LeaderboardTestMixin:
+    """``test_step`` / ``on_test_epoch_end`` with OpenSTL's contract and the plugin's metrics.
+
+    Requires ``self.hparams`` to hold ``save_dir``, ``test_mean``, ``test_std`` and ``metrics`` (as
+    OpenSTL's methods do), and ``self(batch_x, batch_y)`` to return predictions ``(B, S, C, H, W)``.
+    """
+
+    def on_test_epoch_start(self):
+        self.test_outputs = []
+
+    def test_step(self, batch, batch_idx):
+        batch_x, batch_y = batch
+        pred_y = self(batch_x, batch_y)
+        outputs = {'inputs': batch_x.cpu().numpy(), 'preds': pred_y.float().cpu().numpy(),
+                   'trues': batch_y.cpu().numpy()}
+        self.test_outputs.append(outputs)
+        return outputs
+
+    def on_test_epoch_end(self):
+        results = {key: np.concatenate([batch[key] for batch in self.test_outputs], axis=0)
+                   for key in ('inputs', 'preds', 'trues')}
+        self.test_outputs = []
+        metrics = list(self.hparams.get('metrics') or ['mse', 'mae'])
+        for required in ('mse', 'mae'):
+            if required not in metrics:
+                metrics.append(required)
+        mean, std = self.hparams.get('test_mean'), self.hparams.get('test_std')
+        scores, text = metric(results['preds'], results['trues'], mean, std, metrics=metrics)
+        self.test_results = {key: float(value) for key, value in scores.items()}
+        references = {}
+        for name, prediction in reference_predictions(results['inputs'], results['trues'].shape[1]).items():
+            ref_scores, _ = metric(prediction, results['trues'], mean, std, metrics=['mse', 'mae'],
+                                   return_log=False)
+            references[name] = {key: float(value) for key, value in ref_scores.items()}
+        self.test_references = references
+        if self.trainer.is_global_zero:
+            log.info('Test metrics (%d sequences): %s', len(results['preds']), text)
+            log.info('Test MSE: method %.3f | copy-last-input-frame %.3f | all-black %.3f',
+                     scores['mse'], references['copy_last']['mse'], references['all_black']['mse'])
+            folder = osp.join(self.hparams.save_dir, 'saved')
+            os.makedirs(folder, exist_ok=True)
+            results['metrics'] = np.array([scores['mae'], scores['mse']])
+            for name in ('metrics', 'inputs', 'trues', 'preds'):
+                np.save(osp.join(folder, f'{name}.npy'), results[name])
+        return results

@@ -1,0 +1,199 @@
+"""``SHRVQVAE``: the OpenSTL method (a LightningModule) that trains and tests S-HR-VQVAE.
+
+OpenSTL builds a method as ``cls(steps_per_epoch=..., test_mean=..., test_std=..., save_dir=..., **config)``
+and drives it with a plain ``Trainer``; it does not take callbacks from plugins. So the training schedule
+lives here, in LightningModule hooks, driven by the config keys ``vq_epochs``, ``prior_epochs`` and
+``joint_epochs`` (see :class:`StageSchedule`):
+
+* ``vq``    -- HR-VQVAE learns to tokenize every frame of the sequences (paper eq. 4);
+* ``prior`` -- HR-VQVAE is frozen, ST-PixelCNN learns the code indices with teacher forcing (eq. 7);
+* ``joint`` -- the prior and the decoder learn together: L_prior + lambda * ||x - D(e_C)||^2, where the
+  decoder is fed the codes the prior predicted (eq. 9), so it learns to absorb the prior's mistakes.
+
+Each stage has its own Adam optimizer and learning-rate schedule (manual optimization: Lightning steps one
+optimizer per batch, and every one of them is checkpointed, so a resumed run continues each stage exactly).
+``val_loss`` is always the MSE of really predicted frames, so the best checkpoint is the best predictor.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from openstl_hrvq.methods.evaluation import LeaderboardTestMixin
+from openstl_hrvq.methods.stage_schedule import STAGES, StageSchedule
+from openstl_hrvq.models import SHRVQVAE_Model
+
+log = logging.getLogger(__name__)
+
+#: Config keys read by the method itself (the model reads ``SHRVQVAE_Model.MODEL_KEYS``).
+METHOD_KEYS = ('vq_epochs', 'prior_epochs', 'joint_epochs', 'vq_lr', 'prior_lr', 'joint_lr', 'joint_lambda',
+               'lr', 'sched', 'min_lr', 'warmup_epoch', 'weight_decay', 'opt_betas', 'opt_eps', 'clip_grad',
+               'metrics', 'pre_seq_length', 'aft_seq_length', 'epoch')
+
+
+class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
+    """S-HR-VQVAE as an OpenSTL 1.0.0 method.
+
+    Args:
+        steps_per_epoch: optimizer steps in one epoch (length of the training loader).
+        test_mean, test_std: statistics to de-normalise the test data with before scoring.
+        save_dir: the experiment folder; test outputs go to ``save_dir/saved``.
+        **config: the flat experiment config (OpenSTL's keys, the model's keys, the schedule's keys).
+    """
+
+    def __init__(self, steps_per_epoch: int = 1, test_mean=None, test_std=None, save_dir: str = '.', **config):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.model = SHRVQVAE_Model(**config)
+        self.schedule = StageSchedule.from_config(config)
+        self.joint_lambda = float(config.get('joint_lambda', 0.11))
+        self.stage = None          # set by the first training batch, from the (possibly restored) epoch
+        self._announced_stage = None
+        self.test_outputs = []
+
+    # ------------------------------------------------------------------ forward / prediction
+    def forward(self, batch_x: torch.Tensor, batch_y: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict future frames: (B, T_in, C, H, W) -> (B, aft_seq_length, C, H, W) in [0, 1]."""
+        return self.model(batch_x)
+
+    # ------------------------------------------------------------------ stages
+    def _set_stage(self, stage: str) -> None:
+        """Freeze what the stage must not change and put frozen parts in eval mode.
+
+        In eval mode the quantizer neither moves its EMA codebooks nor restarts dead codes, so the token
+        vocabulary the prior learns stays fixed after stage ``vq``.
+        """
+        vqvae, prior = self.model.vqvae, self.model.prior
+        trainable = {'vq': [vqvae], 'prior': [prior], 'joint': [prior, vqvae.decoder]}[stage]
+        for module in (vqvae, prior):
+            module.requires_grad_(False)
+            module.eval()
+        for module in trainable:
+            module.requires_grad_(True)
+            module.train(self.training)
+        self.stage = stage
+
+    def train(self, mode: bool = True):
+        # Lightning switches the whole module to train mode around validation; re-apply the freeze.
+        super().train(mode)
+        if mode and getattr(self, 'stage', None) is not None:
+            self._set_stage(self.stage)
+        return self
+
+    def on_train_batch_start(self, batch, batch_idx):
+        # Checked per batch, not per epoch: a run resumed mid-epoch does not get on_train_epoch_start again.
+        stage = self.schedule.stage_at(self.current_epoch)
+        if stage != self._announced_stage:
+            log.info('Epoch %d (global step %d): training stage "%s" (schedule %s)',
+                     self.current_epoch, self.global_step, stage, self.schedule.lengths)
+            self._announced_stage = stage
+        if stage != self.stage:
+            self._set_stage(stage)
+
+    # ------------------------------------------------------------------ optimisation
+    def _stage_steps(self, stage: str) -> int:
+        return max(1, self.schedule.lengths[stage] * int(self.hparams.steps_per_epoch))
+
+    def _make_scheduler(self, optimizer, stage: str):
+        """The stage's learning-rate schedule over its own steps (``sched``: constant, cosine or onecycle)."""
+        name = (self.hparams.get('sched') or 'constant').lower()
+        steps = self._stage_steps(stage)
+        if name in ('constant', 'none'):
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        if name == 'cosine':
+            min_ratio = float(self.hparams.get('min_lr') or 0.0) / optimizer.defaults['lr']
+            return torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+        if name == 'onecycle':
+            return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.defaults['lr'], total_steps=steps + 1)
+        raise ValueError(f"Unknown sched {name!r} for SHRVQVAE: use 'constant', 'cosine' or 'onecycle'.")
+
+    def configure_optimizers(self):
+        """One Adam per stage (paper: lr 3e-4 for both parts), in the order of :data:`STAGES`."""
+        vqvae, prior = self.model.vqvae, self.model.prior
+        params = {'vq': list(vqvae.parameters()), 'prior': list(prior.parameters()),
+                  'joint': list(prior.parameters()) + list(vqvae.decoder.parameters())}
+        base_lr = float(self.hparams.get('lr') or 3e-4)
+        betas = tuple(self.hparams.get('opt_betas') or (0.9, 0.999))
+        optimizers, schedulers = [], []
+        for stage in STAGES:
+            lr = float(self.hparams.get(f'{stage}_lr') or base_lr)
+            optimizer = torch.optim.Adam(params[stage], lr=lr, betas=betas,
+                                         eps=float(self.hparams.get('opt_eps') or 1e-8),
+                                         weight_decay=float(self.hparams.get('weight_decay') or 0.0))
+            optimizers.append(optimizer)
+            schedulers.append({'scheduler': self._make_scheduler(optimizer, stage), 'interval': 'step'})
+        return optimizers, schedulers
+
+    def _optimizer_step(self, loss: torch.Tensor) -> None:
+        index = STAGES.index(self.stage)
+        optimizer = self.optimizers()[index]
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        clip = self.hparams.get('clip_grad')
+        if clip:
+            self.clip_gradients(optimizer, gradient_clip_val=float(clip), gradient_clip_algorithm='norm')
+        optimizer.step()
+        self.lr_schedulers()[index].step()
+
+    # ------------------------------------------------------------------ losses of the three stages
+    def vq_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Stage ``vq``: HR-VQVAE loss (eq. 4) on every frame. frames: (B, T, C, H, W)."""
+        out = self.model.vqvae(frames)
+        logs = {'recon_loss': out.recon_loss, 'vq_loss': out.vq_loss}
+        for layer, (perplexity, usage) in enumerate(zip(out.perplexity, out.usage)):
+            logs[f'perplexity_l{layer + 1}'] = perplexity
+            logs[f'usage_l{layer + 1}'] = usage
+        return out.loss, logs
+
+    def prior_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Stage ``prior``: cross-entropy of the future codes under teacher forcing (eq. 7)."""
+        with torch.no_grad():
+            indices = self.model.vqvae.encode(frames)
+        return self.model.prior.loss(indices, self.hparams.pre_seq_length), {}
+
+    def joint_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Stage ``joint`` (eq. 9): L_prior + lambda * ||x - D(e_C(predicted codes))||^2.
+
+        The predicted codes are the prior's teacher-forced argmax tokens for the future frames; the
+        reconstruction term reaches the decoder only (the prior's argmax is not differentiable), which is
+        the point: the decoder learns to turn the codes the prior really emits into the true frames.
+        """
+        num_context = self.hparams.pre_seq_length
+        with torch.no_grad():
+            indices = self.model.vqvae.encode(frames)
+        prior = self.model.prior
+        logits = prior(indices, order=self.model.decode_order)
+        targets = indices[:, num_context:]
+        prior_loss = F.cross_entropy(logits[:, num_context:].movedim(3, 1), targets)
+        predicted = logits[:, num_context:].argmax(dim=3)
+        decoded = self.model.vqvae.decode_indices(predicted)
+        recon = F.mse_loss(decoded, frames[:, num_context:])
+        return prior_loss + self.joint_lambda * recon, {'prior_ce': prior_loss, 'pred_recon_loss': recon}
+
+    def training_step(self, batch, batch_idx):
+        batch_x, batch_y = batch
+        frames = torch.cat([batch_x, batch_y], dim=1)
+        loss, logs = getattr(self, f'{self.stage}_loss')(frames)
+        self._optimizer_step(loss)
+        self.log('train_loss', loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log('stage', float(STAGES.index(self.stage)), on_step=True, on_epoch=False)
+        for name, value in logs.items():
+            self.log(f'{self.stage}/{name}', value, on_step=True, on_epoch=True)
+        return loss
+
+    # ------------------------------------------------------------------ validation
+    def validation_step(self, batch, batch_idx):
+        """``val_loss`` = MSE of really predicted frames; ``val_recon_loss`` = tokenizer reconstruction MSE."""
+        batch_x, batch_y = batch
+        pred_y = self(batch_x)
+        loss = F.mse_loss(pred_y, batch_y)
+        self.log('val_loss', loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        recon = self.model.vqvae(batch_y).reconstruction
+        self.log('val_recon_loss', F.mse_loss(recon, batch_y), on_step=False, on_epoch=True, sync_dist=True)
+        return loss

@@ -1,0 +1,126 @@
+"""The SHRVQVAE method: stage schedule, freezing, joint training from predicted codes, val_loss."""
+import copy
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from openstl_hrvq.methods import SHRVQVAE, StageSchedule
+from tests.helpers import TINY_MODEL, square_loaders
+
+
+def make_method(tmp_path, **overrides):
+    config = dict(TINY_MODEL, vq_epochs=1, prior_epochs=1, joint_epochs=1, epoch=3, lr=3e-3,
+                  metrics=['mse', 'mae'], **overrides)
+    return SHRVQVAE(steps_per_epoch=4, test_mean=0.0, test_std=1.0, save_dir=str(tmp_path), **config)
+
+
+def test_schedule_boundaries():
+    schedule = StageSchedule(vq_epochs=2, prior_epochs=3, joint_epochs=1)
+    assert [schedule.stage_at(e) for e in range(7)] == ['vq', 'vq', 'prior', 'prior', 'prior', 'joint', 'joint']
+    assert schedule.first_epoch('prior') == 2 and schedule.first_epoch('joint') == 5
+    disjoint = StageSchedule(vq_epochs=1, prior_epochs=2)
+    assert [disjoint.stage_at(e) for e in range(4)] == ['vq', 'prior', 'prior', 'prior']
+
+
+def test_schedule_scales_to_budget():
+    scaled = StageSchedule(vq_epochs=50, prior_epochs=150).scaled_to(8)
+    assert scaled.lengths == {'vq': 2, 'prior': 6, 'joint': 0}
+    tiny = StageSchedule(vq_epochs=40, prior_epochs=110, joint_epochs=50).scaled_to(3)
+    assert tiny.lengths == {'vq': 1, 'prior': 1, 'joint': 1}
+    assert StageSchedule.from_config({'vq_epochs': 1, 'prior_epochs': 3, 'epoch': 4}).total_epochs == 4
+    with pytest.raises(ValueError, match='too short'):
+        StageSchedule(vq_epochs=1, prior_epochs=1, joint_epochs=1).scaled_to(2)
+    with pytest.raises(ValueError, match='non-negative'):
+        StageSchedule(vq_epochs=-1, prior_epochs=1)
+
+
+class Snapshots(pl.Callback):
+    """Copies of every tensor of the model (parameters and buffers) at the start and end of each epoch."""
+
+    def __init__(self):
+        self.start, self.end, self.stages = {}, {}, {}
+
+    def on_train_epoch_start(self, trainer, module):
+        self.start[trainer.current_epoch] = copy.deepcopy(module.model.state_dict())
+
+    def on_train_epoch_end(self, trainer, module):
+        self.end[trainer.current_epoch] = copy.deepcopy(module.model.state_dict())
+        self.stages[trainer.current_epoch] = module.stage
+
+
+def changed(before, after, prefix):
+    keys = [key for key in before if key.startswith(prefix) and before[key].is_floating_point()]
+    assert keys, prefix
+    return any(not torch.equal(before[key], after[key]) for key in keys)
+
+
+def test_stages_switch_on_schedule_and_freeze_what_they_must(tmp_path):
+    method = make_method(tmp_path)
+    snapshots = Snapshots()
+    trainer = pl.Trainer(max_epochs=3, accelerator='cpu', logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, callbacks=[snapshots], limit_val_batches=1,
+                         num_sanity_val_steps=0)
+    train, val, _ = square_loaders()
+    trainer.fit(method, train, val)
+    assert snapshots.stages == {0: 'vq', 1: 'prior', 2: 'joint'}
+    assert trainer.global_step == 3 * len(train)
+    start, end = snapshots.start, snapshots.end
+    # stage vq: the tokenizer (incl. EMA codebooks) learns, the prior does not move
+    assert changed(start[0], end[0], 'vqvae.encoder') and changed(start[0], end[0], 'vqvae.quantizer')
+    assert not changed(start[0], end[0], 'prior.')
+    # stage prior: the tokenizer is frozen (no gradient step, no EMA update), the prior learns
+    assert not changed(start[1], end[1], 'vqvae.')
+    assert changed(start[1], end[1], 'prior.')
+    # stage joint: encoder and codebooks frozen; prior and decoder learn
+    assert not changed(start[2], end[2], 'vqvae.encoder') and not changed(start[2], end[2], 'vqvae.quantizer')
+    assert changed(start[2], end[2], 'vqvae.decoder') and changed(start[2], end[2], 'prior.')
+
+
+def test_joint_loss_trains_decoder_on_the_codes_the_prior_predicted(tmp_path):
+    method = make_method(tmp_path)
+    method._set_stage('joint')
+    train, _, _ = square_loaders()
+    batch_x, batch_y = next(iter(train))
+    frames = torch.cat([batch_x, batch_y], dim=1)
+    vqvae, prior = method.model.vqvae, method.model.prior
+    true_codes = vqvae.encode(frames)[:, 4:]
+    # Make the prior's predictions differ from the true codes, so the two possible targets are told apart.
+    with torch.no_grad():
+        logits = prior(vqvae.encode(frames), order='parallel')
+    predicted = logits[:, 4:].argmax(dim=3)
+    if torch.equal(predicted, true_codes):
+        pytest.skip('untrained prior happened to predict every code')
+
+    method.zero_grad()
+    loss, logs = method.joint_loss(frames)
+    loss.backward()
+    decoder_grad = [p.grad.clone() for p in vqvae.decoder.parameters()]
+    assert all(g is not None for g in decoder_grad) and any(g.abs().sum() > 0 for g in decoder_grad)
+    assert all(p.grad is None for p in vqvae.encoder.parameters())
+
+    def decoder_gradient(codes):
+        vqvae.decoder.zero_grad()
+        (method.joint_lambda * F.mse_loss(vqvae.decode_indices(codes), batch_y)).backward()
+        return [p.grad.clone() for p in vqvae.decoder.parameters()]
+
+    from_predicted = decoder_gradient(predicted)
+    from_true = decoder_gradient(true_codes)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(decoder_grad, from_predicted))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(decoder_grad, from_true))
+    assert set(logs) == {'prior_ce', 'pred_recon_loss'}
+
+
+def test_val_loss_is_mse_of_predicted_frames(tmp_path):
+    method = make_method(tmp_path)
+    method.eval()
+    _, val, _ = square_loaders()
+    batch_x, batch_y = next(iter(val))
+    logged = {}
+    method.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
+    with torch.no_grad():
+        method.validation_step((batch_x, batch_y), 0)
+        expected = F.mse_loss(method(batch_x), batch_y).item()
+    assert logged['val_loss'] == pytest.approx(expected, rel=1e-6)
+    assert 'val_recon_loss' in logged
