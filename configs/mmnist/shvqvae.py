@@ -1,0 +1,31 @@
+# S-HR-VQVAE on Moving MNIST, paper Table 1 default: 3 layers, M = 4 ({4, 16, 64} codewords), latent 16x16x4.
+# Disjoint training (stage vq, then stage prior) within SimVPv2's Moving-MNIST budget (200 epochs, batch 16).
+method = 'SHRVQVAE'
+dataname = 'mmnist'
+# tokenizer (HR-VQVAE)
+vq_layers = 3
+vq_codebook_size = 4
+vq_latent_dim = 4
+vq_hidden = 64
+vq_res_hidden = 32
+vq_res_blocks = 2
+vq_beta = 0.25
+vq_ema = True
+vq_decay = 0.99
+# prior (ST-PixelCNN)
+prior_hidden = 64
+prior_blocks = 4
+prior_heads = 4
+prior_kernel = 3
+decode_order = 'parallel'
+sample_temperature = 0.0
+# stage schedule (epochs; scaled proportionally when --epoch changes the total)
+vq_epochs = 50
+prior_epochs = 150
+joint_epochs = 0
+# training (paper: Adam, lr 3e-4 for both parts)
+epoch = 200
+batch_size = 16
+val_batch_size = 16
+lr = 3e-4
+sched = 'constant'

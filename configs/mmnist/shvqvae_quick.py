@@ -1,0 +1,36 @@
+# Quick S-HR-VQVAE on Moving MNIST: the paper's default model (3 layers, M = 4, latent 16x16x4) on a CPU budget.
+# Trains and tests in about five minutes on 2 CPU cores and still learns motion: the first thing to try.
+method = 'SHRVQVAE'
+dataname = 'mmnist'
+# tokenizer (HR-VQVAE)
+vq_layers = 3
+vq_codebook_size = 4
+vq_latent_dim = 4
+vq_hidden = 64
+vq_res_hidden = 32
+vq_res_blocks = 2
+vq_beta = 0.25
+vq_ema = True
+vq_decay = 0.99
+# prior (ST-PixelCNN)
+prior_hidden = 64
+prior_blocks = 4
+prior_heads = 4
+prior_kernel = 3
+decode_order = 'parallel'
+sample_temperature = 0.0
+# stage schedule (epochs; scaled proportionally when --epoch changes the total)
+vq_epochs = 2
+prior_epochs = 3
+joint_epochs = 0
+# training (Adam; a higher lr than the paper's 3e-4 for the short budget)
+epoch = 5
+batch_size = 16
+val_batch_size = 16
+lr = 1e-3
+sched = 'constant'
+# CPU budget: fewer sequences per epoch, a test subset, a short validation
+train_size = 512
+test_size = 256
+limit_val_batches = 4
+num_workers = 2

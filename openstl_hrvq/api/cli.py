@@ -1,0 +1,22 @@
+"""Entry points behind ``tools/train.py`` and ``tools/test.py``."""
+from __future__ import annotations
+
+import logging
+
+from openstl_hrvq.api.config import resolve_config
+from openstl_hrvq.api.experiment import Experiment
+from openstl_hrvq.api.parser import create_parser
+
+log = logging.getLogger(__name__)
+
+
+def run(argv=None, test_only: bool = False) -> dict:
+    """Parse OpenSTL's command line, train unless ``--test`` (or ``test_only``), then test; return the metrics."""
+    config = resolve_config(vars(create_parser().parse_args(argv)))
+    config['test'] = bool(config['test'] or test_only)
+    experiment = Experiment(config)
+    if not config['test']:
+        experiment.train()
+    results = experiment.test()
+    log.info('Test metrics: %s', ', '.join(f'{key}={value:.4f}' for key, value in results.items()))
+    return results

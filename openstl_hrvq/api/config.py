@@ -1,0 +1,101 @@
+"""Resolve an experiment config: defaults, the flat config file, command-line flags and ``--cfg-options``.
+
+Config files are flat Python files in OpenSTL's style (``method = 'SHRVQVAE'`` then keys, no imports), read
+with mmengine's ``Config`` so OpenSTL's own ``load_config`` reads the same files. Keys are checked: a key no
+component reads is a typo until proven otherwise, so it is an error that names it and suggests the nearest
+known key.
+"""
+from __future__ import annotations
+
+import difflib
+import os.path as osp
+from typing import Iterable, Mapping
+
+from mmengine.config import Config
+
+from openstl_hrvq.api.parser import DEFAULTS
+from openstl_hrvq.datasets import dataset_parameters
+from openstl_hrvq.methods import METHOD_KEYS
+from openstl_hrvq.models import SHRVQVAE_Model
+
+#: Keys that may appear in a dataset's parameters (OpenSTL's and the plugin's).
+DATASET_KEYS = ('in_shape', 'pre_seq_length', 'aft_seq_length', 'total_length', 'data_name', 'metrics',
+                'train_size', 'test_size')
+
+
+def load_config_file(path: str) -> dict:
+    """Read a flat Python config into a dict (mmengine's reader, OpenSTL's file format)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file {path!r} does not exist: pass an existing file with -c, '
+                                f'e.g. configs/mmnist/shvqvae.py.')
+    return Config.fromfile(path).to_dict()
+
+
+def known_keys(method: str, file_keys: Iterable[str] = ()) -> set[str]:
+    """The keys a config for ``method`` may hold.
+
+    For the plugin's own method these are the runner's, the datasets', the method's and the model's keys.
+    OpenSTL's methods take model keys this plugin cannot list, so their config file vouches for its own keys.
+    """
+    keys = set(DEFAULTS) | set(DATASET_KEYS) | {'cfg_options'}
+    for params in dataset_parameters.values():
+        keys |= set(params)
+    if method.lower() == 'shrvqvae':
+        keys |= set(METHOD_KEYS) | set(SHRVQVAE_Model.MODEL_KEYS)
+    else:
+        keys |= set(file_keys)
+    return keys
+
+
+def check_keys(keys: Iterable[str], allowed: set[str], source: str) -> None:
+    """Raise one clear error for the first key that nothing reads."""
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ''
+            raise KeyError(f"Unknown config key '{key}' in {source}.{hint} "
+                           f"Remove it or fix its name (known keys are listed in the README).")
+
+
+def default_config_path(method: str, dataname: str, root: str = 'configs') -> str:
+    """OpenSTL's convention when no ``-c`` is given: ``configs/<dataname>/<method>.py``."""
+    name = 'shvqvae' if method.lower() == 'shrvqvae' else method
+    return osp.join(root, dataname, f'{name}.py')
+
+
+def resolve_config(cli: Mapping | None = None) -> dict:
+    """Merge defaults < config file < explicit flags < ``cfg_options`` into one flat dict.
+
+    Args:
+        cli: the parsed command line as a dict (``vars(args)``); ``None`` values mean "not given".
+
+    Returns:
+        The resolved config, with ``dataset_parameters[dataname]`` filled in where the config is silent.
+    """
+    cli = {key: value for key, value in dict(cli or {}).items() if value is not None}
+    cfg_options = dict(cli.pop('cfg_options', None) or {})
+    method = cli.get('method') or DEFAULTS['method']
+    path = cli.get('config_file') or default_config_path(method, cli.get('dataname') or DEFAULTS['dataname'])
+    from_file = load_config_file(path)
+    method = cli.get('method') or from_file.get('method') or DEFAULTS['method']
+    allowed = known_keys(method, from_file)
+    check_keys(from_file, allowed, path)
+    check_keys(cfg_options, allowed, '--cfg-options')
+
+    config = dict(DEFAULTS)
+    config.update(from_file)
+    config.update(cli)
+    config.update(cfg_options)
+    config['config_file'] = path
+    config['method'] = method
+    dataname = config['dataname']
+    if dataname not in dataset_parameters:
+        raise ValueError(f"Unknown dataset '{dataname}': choose one of {sorted(dataset_parameters)} "
+                         f"(-d / dataname in the config).")
+    explicit = set(from_file) | set(cli) | set(cfg_options)
+    for key, value in dataset_parameters[dataname].items():
+        if key not in explicit:
+            config[key] = value
+    if 'total_length' not in explicit:
+        config['total_length'] = config['pre_seq_length'] + config['aft_seq_length']
+    return config

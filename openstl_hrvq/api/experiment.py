@@ -1,0 +1,201 @@
+"""The experiment runner: OpenSTL's ``BaseExperiment`` workflow on any device, for any registered method.
+
+Differences from OpenSTL's runner, each for a reason:
+
+* the accelerator is chosen from what the machine has (``device='auto'``), so the same command trains on a
+  laptop CPU and on a GPU node; several GPUs or nodes go through Lightning's strategies (DDP by default);
+* the data come from OpenSTL's loaders when it can serve them, else from the plugin's (:mod:`.data`);
+* ``work_dirs/<ex_name>/`` holds the resolved config, CSV and TensorBoard logs, ``checkpoints/best.ckpt``
+  (lowest ``val_loss``), ``checkpoints/last.ckpt`` (refreshed every ``ckpt_every_n_steps`` steps and at every
+  epoch end) and ``checkpoints/interrupted.ckpt`` (written when training dies), so ``--resume`` continues
+  exactly where a run stopped;
+* every method is tested by :class:`LeaderboardTestMixin`, so OpenSTL's baselines are scored by the same
+  metric code as the plugin (OpenSTL's own metric call fails on scikit-image >= 0.20).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import os.path as osp
+import time
+
+import pytorch_lightning as pl
+import torch
+from mmengine.config import Config
+from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from openstl_hrvq import openstl_bridge
+from openstl_hrvq.api.data import build_dataloaders
+from openstl_hrvq.api.model_info import describe_model
+from openstl_hrvq.methods import LeaderboardTestMixin
+from openstl_hrvq.methods import method_maps as plugin_methods
+
+log = logging.getLogger(__name__)
+
+
+def get_method_class(name: str):
+    """The method class for ``name``: the plugin's, or OpenSTL's scored by the plugin's test code."""
+    key = name.lower()
+    if key in plugin_methods:
+        return plugin_methods[key]
+    openstl_methods = openstl_bridge.openstl_method_maps()
+    if key not in openstl_methods:
+        extra = '' if openstl_methods else ' (OpenSTL is not importable, so its baselines are unavailable)'
+        raise ValueError(f"Unknown method '{name}': choose one of "
+                         f"{sorted(set(plugin_methods) | set(openstl_methods))}{extra}.")
+    base = openstl_methods[key]
+    return type(base.__name__, (LeaderboardTestMixin, base), {'__module__': __name__})
+
+
+def choose_accelerator(device: str) -> str:
+    """'gpu' or 'cpu' for a ``device`` of 'auto', 'cpu', 'cuda' or 'cuda:N'."""
+    device = (device or 'auto').lower()
+    if device == 'auto':
+        return 'gpu' if torch.cuda.is_available() else 'cpu'
+    if device == 'cpu':
+        return 'cpu'
+    if device.startswith(('cuda', 'gpu')):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"--device {device} was asked for but no CUDA device is available: "
+                               f"use --device auto or --device cpu.")
+        return 'gpu'
+    raise ValueError(f"Unknown --device {device!r}: use 'auto', 'cpu' or 'cuda'.")
+
+
+def setup_logging(save_dir: str, prefix: str) -> None:
+    """Console and ``<save_dir>/<prefix>_<time>.log`` logging for the plugin and Lightning."""
+    os.makedirs(save_dir, exist_ok=True)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter('%(asctime)s - %(message)s')
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers):
+        console = logging.StreamHandler()
+        console.setFormatter(fmt)
+        root.addHandler(console)
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+    file_handler = logging.FileHandler(osp.join(save_dir, f'{prefix}_{time.strftime("%Y%m%d_%H%M%S")}.log'))
+    file_handler.setFormatter(fmt)
+    root.addHandler(file_handler)
+
+
+class Experiment:
+    """Build data, method and trainer from a resolved config; ``train()``, then ``test()``.
+
+    Args:
+        config: a flat config from :func:`openstl_hrvq.api.config.resolve_config`.
+        dataloaders: optional ``(train, val, test)`` loaders that replace the dataset's own.
+    """
+
+    def __init__(self, config: dict, dataloaders=None):
+        self.config = config = dict(config)
+        self.save_dir = osp.join(config['res_dir'], config['ex_name'])
+        self.ckpt_dir = osp.join(self.save_dir, 'checkpoints')
+        setup_logging(self.save_dir, 'test' if config.get('test') else 'train')
+        pl.seed_everything(config['seed'], workers=True)
+        if dataloaders is None:
+            self.train_loader, self.val_loader, self.test_loader, self.data_source = build_dataloaders(config)
+        else:
+            self.train_loader, self.val_loader, self.test_loader = dataloaders
+            self.data_source = 'given'
+        dataset = self.test_loader.dataset
+        method_class = get_method_class(config['method'])
+        config['method'] = config['method'].lower()
+        self.method = method_class(steps_per_epoch=len(self.train_loader), test_mean=dataset.mean,
+                                   test_std=dataset.std, save_dir=self.save_dir, **config)
+        self.accelerator = choose_accelerator(config['device'])
+        self.model_info = None
+        self._write_config()
+        self.trainer = self._build_trainer()
+
+    # ------------------------------------------------------------------ set-up
+    def _write_config(self) -> None:
+        os.makedirs(self.save_dir, exist_ok=True)
+        Config(self.config).dump(osp.join(self.save_dir, 'config.py'))
+        with open(osp.join(self.save_dir, 'model_param.json'), 'w') as handle:
+            json.dump(self.config, handle, indent=1, default=str)
+
+    def _strategy(self, devices) -> str:
+        if self.config.get('strategy') not in (None, 'auto'):
+            return self.config['strategy']
+        distributed = (isinstance(devices, list) and len(devices) > 1) or int(self.config['num_nodes']) > 1
+        if not distributed:
+            return 'auto'
+        # The stage schedule freezes whole sub-models, which plain DDP would report as unused parameters.
+        return 'ddp_find_unused_parameters_true' if self.config['method'] == 'shrvqvae' else 'ddp'
+
+    def _build_trainer(self) -> pl.Trainer:
+        config = self.config
+        devices = list(config['gpus']) if self.accelerator == 'gpu' else 1
+        every = int(config.get('ckpt_every_n_steps') or 0)
+        callbacks = [
+            ModelCheckpoint(dirpath=self.ckpt_dir, filename='best', monitor=config['metric_for_bestckpt'],
+                            mode='min', save_top_k=1, enable_version_counter=False, save_last=True),
+            # Written when training dies (Ctrl-C, an error); Lightning deletes it again after a clean finish.
+            OnExceptionCheckpoint(dirpath=self.ckpt_dir, filename='interrupted'),
+        ]
+        if every > 0:
+            callbacks.append(ModelCheckpoint(dirpath=self.ckpt_dir, save_top_k=0, save_last=True,
+                                             every_n_train_steps=every))
+        loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
+        return pl.Trainer(
+            accelerator=self.accelerator, devices=devices, num_nodes=int(config['num_nodes']),
+            strategy=self._strategy(devices), max_epochs=int(config['epoch']),
+            precision='16-mixed' if config.get('fp16') and self.accelerator == 'gpu' else '32-true',
+            callbacks=callbacks, logger=loggers, default_root_dir=self.save_dir,
+            log_every_n_steps=max(1, min(50, len(self.train_loader))),
+            check_val_every_n_epoch=int(config.get('log_step') or 1),
+            limit_val_batches=config.get('limit_val_batches') or 1.0,
+            num_sanity_val_steps=1, deterministic=bool(config.get('deterministic')),
+        )
+
+    def display_method_info(self) -> dict:
+        """Log the parameter count and FLOPs (fvcore) of the model, like OpenSTL does before training."""
+        config = self.config
+        device = 'cuda' if self.accelerator == 'gpu' else 'cpu'
+        self.model_info = describe_model(config['method'], self.method.model.to(device), config['in_shape'],
+                                         config['pre_seq_length'], device=device,
+                                         with_throughput=bool(config.get('fps')))
+        log.info('Model info (%s):\n%s\n%s', config['method'], self.model_info['flops_table'],
+                 self.model_info['summary'])
+        return self.model_info
+
+    # ------------------------------------------------------------------ train / test
+    def resume_checkpoint(self) -> str | None:
+        """The checkpoint ``--resume`` continues from: ``--ckpt_path``, else the newer of
+        ``checkpoints/interrupted.ckpt`` and ``checkpoints/last.ckpt``."""
+        if not self.config.get('resume'):
+            return None
+        if self.config.get('ckpt_path'):
+            candidates = [self.config['ckpt_path']]
+        else:
+            candidates = [osp.join(self.ckpt_dir, name) for name in ('interrupted.ckpt', 'last.ckpt')]
+        found = [path for path in candidates if osp.isfile(path)]
+        if not found:
+            raise FileNotFoundError(f'--resume found no checkpoint at {" or ".join(candidates)}: start without '
+                                    f'--resume, or pass the checkpoint with --ckpt_path.')
+        return max(found, key=osp.getmtime)
+
+    def train(self) -> None:
+        if not self.config.get('no_display_method_info'):
+            self.display_method_info()
+        ckpt = self.resume_checkpoint()
+        if ckpt:
+            log.info('Resuming training from %s', ckpt)
+        self.trainer.fit(self.method, self.train_loader, self.val_loader, ckpt_path=ckpt)
+
+    def test(self, ckpt_path: str | None = None) -> dict:
+        """Test the given checkpoint, else ``--ckpt_path``, else ``checkpoints/best.ckpt``; return the metrics."""
+        path = ckpt_path or self.config.get('ckpt_path') or osp.join(self.ckpt_dir, 'best.ckpt')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'No checkpoint to test at {path}: train first, or pass --ckpt_path.')
+        state = torch.load(path, map_location='cpu', weights_only=False)
+        self.method.load_state_dict(state['state_dict'])
+        log.info('Testing %s', path)
+        self.trainer.test(self.method, self.test_loader)
+        results = dict(self.method.test_results)
+        results.update({f'{name}_mse': ref['mse'] for name, ref in self.method.test_references.items()})
+        return results

@@ -1,0 +1,80 @@
+"""Parameter counts, FLOPs (fvcore, as OpenSTL reports them) and inference throughput of a model.
+
+One protocol for every method, so a comparison table compares like with like: FLOPs of one forward pass on
+one sample of shape (1, T_in, C, H, W), throughput in sequences per second on the current device.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from fvcore.nn import FlopCountAnalysis, flop_count_table
+
+log = logging.getLogger(__name__)
+
+#: OpenSTL methods whose model takes the input frames as its only argument (others need extra tensors).
+FRAME_INPUT_METHODS = ('shrvqvae', 'simvp', 'tau', 'mmvp', 'wast')
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def dummy_input(in_shape, pre_seq_length: int, batch: int = 1, device='cpu') -> torch.Tensor:
+    """A (batch, T_in, C, H, W) tensor of ones, the input OpenSTL counts FLOPs on."""
+    _, channels, height, width = in_shape
+    return torch.ones(batch, pre_seq_length, channels, height, width, device=device)
+
+
+def count_flops(model: torch.nn.Module, sample: torch.Tensor) -> tuple[int, str]:
+    """Total FLOPs of ``model(sample)`` (fvcore's count: one multiply-add = one flop) and fvcore's table."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            analysis = FlopCountAnalysis(model, sample)
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            total = int(analysis.total())
+            table = flop_count_table(analysis, max_depth=2)
+    finally:
+        model.train(was_training)
+    return total, table
+
+
+@torch.no_grad()
+def measure_throughput(model: torch.nn.Module, sample: torch.Tensor, batch: int = 16, repeats: int = 5) -> float:
+    """Sequences per second of ``model`` on ``sample``'s device, batch ``batch``, after one warm-up pass."""
+    was_training = model.training
+    model.eval()
+    inputs = sample[:1].expand(batch, *sample.shape[1:]).contiguous()
+    synchronize = torch.cuda.synchronize if inputs.is_cuda else (lambda: None)
+    model(inputs)
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model(inputs)
+    synchronize()
+    elapsed = time.perf_counter() - start
+    model.train(was_training)
+    return repeats * batch / elapsed
+
+
+def describe_model(method_name: str, model: torch.nn.Module, in_shape, pre_seq_length: int,
+                   device='cpu', with_throughput: bool = False) -> dict:
+    """Parameters, FLOPs and (optionally) throughput of an OpenSTL-style model, with a printable summary."""
+    info = {'params': count_parameters(model), 'flops': None, 'flops_table': '', 'throughput': None}
+    if method_name.lower() in FRAME_INPUT_METHODS:
+        sample = dummy_input(in_shape, pre_seq_length, device=device)
+        info['flops'], info['flops_table'] = count_flops(model, sample)
+        if with_throughput:
+            info['throughput'] = measure_throughput(model, sample)
+    else:
+        log.info('FLOPs are not counted for %s: its model takes more than the input frames.', method_name)
+    lines = [f'Parameters: {info["params"] / 1e6:.3f} M']
+    if info['flops'] is not None:
+        lines.append(f'FLOPs per sample (fvcore, input {tuple(sample.shape)}): {info["flops"] / 1e9:.3f} G')
+    if info['throughput'] is not None:
+        lines.append(f'Throughput: {info["throughput"]:.2f} sequences/s on {device}')
+    info['summary'] = '\n'.join(lines)
+    return info

@@ -1,0 +1,103 @@
+"""The command line of ``tools/train.py`` and ``tools/test.py``: OpenSTL's flags, names and defaults.
+
+Every flag defaults to ``None`` in the parser so that the precedence is explicit and the same for every key:
+:data:`DEFAULTS` < config file < flags given on the command line < ``--cfg-options``.
+"""
+from __future__ import annotations
+
+import argparse
+
+from mmengine.config import DictAction
+
+#: OpenSTL 1.0.0's defaults, so its baselines run here as they run there, except ``device`` ('auto': CUDA
+#: when present, else CPU) and ``method`` (this plugin's). The S-HR-VQVAE configs set the paper's optimiser.
+DEFAULTS = {
+    'device': 'auto', 'dist': False, 'res_dir': 'work_dirs', 'ex_name': 'Debug', 'fp16': False,
+    'torchscript': False, 'seed': 42, 'fps': False, 'test': False, 'deterministic': False,
+    'batch_size': 16, 'val_batch_size': 16, 'num_workers': 4, 'data_root': './data', 'dataname': 'mmnist',
+    'pre_seq_length': 10, 'aft_seq_length': 10, 'total_length': 20, 'use_augment': False,
+    'use_prefetcher': False, 'drop_last': False, 'method': 'SHRVQVAE', 'config_file': None,
+    'model_type': None, 'drop': 0.0, 'drop_path': 0.0, 'overwrite': False, 'epoch': 200, 'log_step': 1,
+    'opt': 'adam', 'opt_eps': None, 'opt_betas': None, 'momentum': 0.9, 'weight_decay': 0.0, 'clip_grad': None,
+    'clip_mode': 'norm', 'no_display_method_info': False, 'sched': 'onecycle', 'lr': 1e-3, 'lr_k_decay': 1.0,
+    'warmup_lr': 1e-5, 'min_lr': 1e-6, 'final_div_factor': 1e4, 'warmup_epoch': 0, 'decay_epoch': 100,
+    'decay_rate': 0.1, 'filter_bias_and_bn': False, 'gpus': [0], 'metric_for_bestckpt': 'val_loss',
+    'ckpt_path': None,
+    # the plugin's own runner keys
+    'resume': False, 'strategy': 'auto', 'num_nodes': 1, 'limit_val_batches': 1.0,
+    'ckpt_every_n_steps': 200, 'train_size': None, 'test_size': None,
+}
+
+
+def _flag(parser, *names, kind=None, help=None, **kwargs):
+    if kind is bool:
+        parser.add_argument(*names, action='store_true', default=None, help=help)
+    else:
+        parser.add_argument(*names, type=kind, default=None, help=help, **kwargs)
+
+
+def create_parser() -> argparse.ArgumentParser:
+    """OpenSTL's ``create_parser`` flags plus ``--resume``, ``--cfg-options``, ``--strategy``, ``--num_nodes``."""
+    parser = argparse.ArgumentParser(
+        description='Train / test a video prediction method with OpenSTL\'s command line (openstl_hrvq).')
+    group = parser.add_argument_group('set-up')
+    _flag(group, '--device', kind=str, help="'auto' (default: CUDA when available, else CPU), 'cpu' or 'cuda'")
+    _flag(group, '--dist', kind=bool, help='distributed training over all --gpus (DDP)')
+    _flag(group, '--res_dir', kind=str, help='root folder of experiments (default: work_dirs)')
+    _flag(group, '--ex_name', '-ex', kind=str, help='experiment name: results go to <res_dir>/<ex_name>')
+    _flag(group, '--fp16', kind=bool, help='mixed precision on CUDA')
+    _flag(group, '--torchscript', kind=bool, help='accepted for OpenSTL compatibility; unused')
+    _flag(group, '--seed', kind=int)
+    _flag(group, '--fps', kind=bool, help='measure inference throughput before training')
+    _flag(group, '--test', kind=bool, help='only test (the best checkpoint, or --ckpt_path)')
+    _flag(group, '--deterministic', kind=bool, help='deterministic algorithms (reproducible, slower)')
+    group = parser.add_argument_group('data')
+    _flag(group, '--batch_size', '-b', kind=int)
+    _flag(group, '--val_batch_size', '-vb', kind=int)
+    _flag(group, '--num_workers', kind=int)
+    _flag(group, '--data_root', kind=str)
+    _flag(group, '--dataname', '-d', kind=str, help='dataset name (default: from the config, else mmnist)')
+    _flag(group, '--pre_seq_length', kind=int)
+    _flag(group, '--aft_seq_length', kind=int)
+    _flag(group, '--total_length', kind=int)
+    _flag(group, '--use_augment', kind=bool)
+    _flag(group, '--use_prefetcher', kind=bool)
+    _flag(group, '--drop_last', kind=bool)
+    group = parser.add_argument_group('method')
+    _flag(group, '--method', '-m', kind=str, help='method name (default: from the config, else SHRVQVAE)')
+    _flag(group, '--config_file', '-c', kind=str, help='flat Python config (default: configs/<dataname>/<method>.py)')
+    _flag(group, '--model_type', kind=str)
+    _flag(group, '--drop', kind=float)
+    _flag(group, '--drop_path', kind=float)
+    _flag(group, '--overwrite', kind=bool, help='accepted for OpenSTL compatibility: flags always win here')
+    group = parser.add_argument_group('optimiser and schedule')
+    _flag(group, '--epoch', '-e', kind=int, help='total epochs; SHRVQVAE scales its stages to it')
+    _flag(group, '--log_step', kind=int)
+    _flag(group, '--opt', kind=str)
+    _flag(group, '--opt_eps', kind=float)
+    _flag(group, '--opt_betas', kind=float, nargs='+')
+    _flag(group, '--momentum', kind=float)
+    _flag(group, '--weight_decay', kind=float)
+    _flag(group, '--clip_grad', kind=float)
+    _flag(group, '--clip_mode', kind=str)
+    _flag(group, '--no_display_method_info', kind=bool)
+    _flag(group, '--sched', kind=str)
+    _flag(group, '--lr', kind=float)
+    _flag(group, '--lr_k_decay', kind=float)
+    _flag(group, '--warmup_lr', kind=float)
+    _flag(group, '--min_lr', kind=float)
+    _flag(group, '--final_div_factor', kind=float)
+    _flag(group, '--warmup_epoch', kind=int)
+    _flag(group, '--decay_epoch', kind=float)
+    _flag(group, '--decay_rate', '--dr', kind=float)
+    _flag(group, '--filter_bias_and_bn', kind=bool)
+    group = parser.add_argument_group('lightning')
+    _flag(group, '--gpus', kind=int, nargs='+', help='CUDA device ids (default: [0])')
+    _flag(group, '--metric_for_bestckpt', kind=str)
+    _flag(group, '--ckpt_path', kind=str, help='checkpoint to test, or to resume training from with --resume')
+    _flag(group, '--resume', kind=bool, help='resume training from <res_dir>/<ex_name>/checkpoints/last.ckpt')
+    _flag(group, '--strategy', kind=str, help="Lightning strategy, e.g. 'ddp', 'fsdp' (default: chosen)")
+    _flag(group, '--num_nodes', kind=int, help='number of nodes for multi-node DDP')
+    parser.add_argument('--cfg-options', '--cfg_options', nargs='+', action=DictAction, default=None,
+                        dest='cfg_options', help='override any config key: key=value [key=value ...]')
+    return parser

@@ -1,0 +1,124 @@
+"""The experiment runner: config resolution, end-to-end training on the embedded digits, resume."""
+import os.path as osp
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from openstl_hrvq.api import Experiment, create_parser, resolve_config
+from openstl_hrvq.api.cli import run
+from openstl_hrvq.api.experiment import choose_accelerator
+from tests.helpers import TINY_MODEL
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def tiny_config_file(tmp_path, **extra):
+    """A flat config in OpenSTL's style: the tiny model on embedded-digit Moving MNIST, 4 -> 4 frames."""
+    keys = dict(TINY_MODEL, method='SHRVQVAE', dataname='mmnist', in_shape=[4, 1, 64, 64], vq_epochs=1,
+                prior_epochs=1, joint_epochs=0, epoch=2, batch_size=4, val_batch_size=4, lr=3e-3,
+                sched='constant', num_workers=0, train_size=16, test_size=8, ckpt_every_n_steps=2, **extra)
+    path = tmp_path / 'tiny.py'
+    path.write_text(''.join(f'{key} = {value!r}\n' for key, value in keys.items()))
+    return str(path)
+
+
+def argv(tmp_path, *more):
+    return ['-c', tiny_config_file(tmp_path), '--res_dir', str(tmp_path / 'work_dirs'), '--ex_name', 'tiny',
+            '--data_root', str(tmp_path / 'no_data'), *more]
+
+
+def test_precedence_defaults_file_flags_cfg_options(tmp_path):
+    config = resolve_config(vars(create_parser().parse_args(
+        argv(tmp_path, '--lr', '0.01', '--cfg-options', 'vq_hidden=12', 'batch_size=2'))))
+    assert config['lr'] == 0.01                      # flag beats file
+    assert config['vq_hidden'] == 12 and config['batch_size'] == 2   # --cfg-options beat everything
+    assert config['prior_blocks'] == 1               # from the file
+    assert config['seed'] == 42 and config['device'] == 'auto'       # defaults
+    assert config['metrics'] == ['mse', 'mae', 'ssim', 'psnr']       # dataset parameters fill the rest
+    assert config['method'] == 'SHRVQVAE' and config['total_length'] == 8
+
+
+def test_unknown_keys_are_named(tmp_path):
+    with pytest.raises(KeyError, match="Unknown config key 'vq_hiden'.*Did you mean 'vq_hidden'"):
+        resolve_config(vars(create_parser().parse_args(argv(tmp_path, '--cfg-options', 'vq_hiden=3'))))
+    bad = tmp_path / 'bad.py'
+    bad.write_text("method = 'SHRVQVAE'\nprior_blockz = 2\n")
+    with pytest.raises(KeyError, match="'prior_blockz'"):
+        resolve_config({'config_file': str(bad)})
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        resolve_config({'config_file': str(tmp_path / 'missing.py')})
+    with pytest.raises(SystemExit):
+        create_parser().parse_args(['--no_such_flag'])
+
+
+def test_every_shipped_config_resolves():
+    for name in ('mmnist/shvqvae', 'mmnist/shvqvae_joint', 'mmnist/shvqvae_1layer', 'mmnist/shvqvae_6layer',
+                 'mmnist/shvqvae_quick', 'kth/shvqvae', 'kth/shvqvae_joint', 'kth/shvqvae_1layer',
+                 'kth/shvqvae_9layer'):
+        config = resolve_config({'config_file': osp.join(REPO, 'configs', f'{name}.py')})
+        assert config['method'] == 'SHRVQVAE'
+    main = resolve_config({'config_file': osp.join(REPO, 'configs', 'mmnist', 'shvqvae.py')})
+    assert (main['epoch'], main['batch_size'], main['lr']) == (200, 16, 3e-4)
+    kth = resolve_config({'config_file': osp.join(REPO, 'configs', 'kth', 'shvqvae.py')})
+    assert kth['epoch'] == 100 and kth['in_shape'] == [10, 1, 128, 128] and kth['aft_seq_length'] == 20
+
+
+def test_accelerator_is_chosen_from_the_machine():
+    assert choose_accelerator('auto') == ('gpu' if torch.cuda.is_available() else 'cpu')
+    assert choose_accelerator('cpu') == 'cpu'
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='no CUDA device'):
+            choose_accelerator('cuda')
+
+
+def test_train_and_test_write_openstl_work_dir(tmp_path):
+    results = run(argv(tmp_path))
+    work = tmp_path / 'work_dirs' / 'tiny'
+    for name in ('config.py', 'model_param.json', 'checkpoints/best.ckpt', 'checkpoints/last.ckpt',
+                 'saved/metrics.npy', 'saved/inputs.npy', 'saved/trues.npy', 'saved/preds.npy'):
+        assert (work / name).exists(), name
+    assert list((work / 'logs').glob('version_*/metrics.csv'))
+    assert list((work / 'tensorboard').glob('version_*/events.out.tfevents.*'))
+    assert list(work.glob('train_*.log'))
+    assert {'mse', 'mae', 'ssim', 'psnr', 'copy_last_mse', 'all_black_mse'} <= set(results)
+    preds = __import__('numpy').load(work / 'saved' / 'preds.npy')
+    assert preds.shape == (8, 4, 1, 64, 64) and preds.min() >= 0 and preds.max() <= 1
+    # --test re-scores the best checkpoint without training
+    assert run(argv(tmp_path, '--test'))['mse'] == pytest.approx(results['mse'], rel=1e-5)
+
+
+class StopAt(pl.Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == self.step:
+            raise RuntimeError('simulated interruption')
+
+
+def test_interrupted_run_resumes_without_repeating_or_losing_steps(tmp_path):
+    config = resolve_config(vars(create_parser().parse_args(argv(tmp_path))))
+    config['no_display_method_info'] = True
+    steps_per_epoch = 16 // 4
+    total = 2 * steps_per_epoch
+
+    uninterrupted = Experiment(dict(config, ex_name='straight'))
+    uninterrupted.train()
+    assert uninterrupted.trainer.global_step == total
+
+    interrupted = Experiment(dict(config, ex_name='killed'))
+    interrupted.trainer.callbacks.append(StopAt(steps_per_epoch + 1))   # mid-way through stage "prior"
+    with pytest.raises(RuntimeError, match='simulated'):
+        interrupted.train()
+    assert interrupted.method.stage == 'prior'
+    resumed = Experiment(dict(config, ex_name='killed', resume=True))
+    resumed.train()
+    assert resumed.trainer.global_step == total
+    assert resumed.method.stage == 'prior'
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    config = resolve_config(vars(create_parser().parse_args(argv(tmp_path, '--resume'))))
+    with pytest.raises(FileNotFoundError, match='--resume found no checkpoint'):
+        Experiment(config).train()

@@ -1,0 +1,9 @@
+"""Train, then test, a video prediction method with OpenSTL's command line.
+
+    python tools/train.py -c configs/mmnist/shvqvae.py
+    python tools/train.py -c configs/mmnist/shvqvae.py --ex_name mmnist_shvqvae --resume
+"""
+from openstl_hrvq.api.cli import run
+
+if __name__ == '__main__':
+    run()
