@@ -1,0 +1,131 @@
+"""HR-VQVAE: the frame tokenizer of S-HR-VQVAE (conv encoder, tree quantizer, conv decoder)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..modules.conv_blocks import DOWNSAMPLE_FACTOR, Decoder, Encoder
+from ..modules.hierarchical_quantizer import HierarchicalResidualQuantizer
+
+__all__ = ['HRVQVAE', 'HRVQVAEOutput']
+
+
+@dataclass
+class HRVQVAEOutput:
+    """Result of :meth:`HRVQVAE.forward`; leading dims ``...`` are ``(B, T)`` or ``(N,)`` like the input.
+
+    Attributes:
+        reconstruction: ``(..., C, H, W)`` in [0, 1].
+        loss: scalar, ``recon_loss + vq_loss`` (paper eq. 4).
+        recon_loss: scalar, mean squared error of the reconstruction.
+        vq_loss: scalar, the quantizer's commitment / codebook terms (eq. 4-5).
+        indices: ``(..., L, h, w)`` int64 local indices.
+        perplexity: ``(L,)``; usage: ``(L,)`` fraction of each layer's codewords used.
+    """
+
+    reconstruction: Tensor
+    loss: Tensor
+    recon_loss: Tensor
+    vq_loss: Tensor
+    indices: Tensor
+    perplexity: Tensor
+    usage: Tensor
+
+
+class HRVQVAE(nn.Module):
+    """Encoder -> :class:`HierarchicalResidualQuantizer` -> decoder, on single frames.
+
+    Sequences ``(B, T, C, H, W)`` are handled by folding time into the batch; single frames
+    ``(N, C, H, W)`` are accepted as they are. H and W must be divisible by 4.
+
+    Args:
+        in_channels: frame channels C.
+        hidden_channels: encoder / decoder width at 1/4 resolution (half of it at 1/2 resolution).
+        res_channels: bottleneck width of the residual blocks.
+        num_res_blocks: residual blocks in the encoder and in the decoder.
+        latent_dim: D, channels of the quantized latent.
+        num_layers, codebook_size, beta, layer_betas, ema, decay, dead_code_threshold: of the quantizer.
+    """
+
+    def __init__(self, in_channels: int = 1, hidden_channels: int = 64, res_channels: int = 32,
+                 num_res_blocks: int = 2, latent_dim: int = 4, num_layers: int = 3, codebook_size: int = 4,
+                 beta: float = 0.25, layer_betas: Optional[Sequence[float]] = None, ema: bool = True,
+                 decay: float = 0.99, dead_code_threshold: float = 1.0):
+        super().__init__()
+        self.in_channels = in_channels
+        self.latent_dim = latent_dim
+        self.encoder = Encoder(in_channels, hidden_channels, res_channels, num_res_blocks, latent_dim)
+        self.quantizer = HierarchicalResidualQuantizer(
+            num_layers, codebook_size, latent_dim, beta=beta, layer_betas=layer_betas, ema=ema, decay=decay,
+            dead_code_threshold=dead_code_threshold)
+        self.decoder = Decoder(in_channels, hidden_channels, res_channels, num_res_blocks, latent_dim)
+
+    @property
+    def num_layers(self) -> int:
+        return self.quantizer.num_layers
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    def _fold_frames(self, frames: Tensor) -> tuple[Tensor, tuple]:
+        """``(B, T, C, H, W)`` or ``(N, C, H, W)`` -> ``(B*T or N, C, H, W)`` and the leading dims."""
+        if frames.dim() not in (4, 5):
+            raise ValueError(
+                f'Expected frames of shape (B, T, C, H, W) or (N, C, H, W), got {tuple(frames.shape)}.')
+        C, H, W = frames.shape[-3:]
+        if C != self.in_channels:
+            raise ValueError(
+                f'Frames have {C} channels but the HR-VQVAE was built for {self.in_channels}; '
+                'set in_channels (vq config) to match the data.')
+        if H % DOWNSAMPLE_FACTOR or W % DOWNSAMPLE_FACTOR:
+            raise ValueError(
+                f'Frame size {H}x{W} is not divisible by {DOWNSAMPLE_FACTOR}; resize or pad the frames.')
+        return frames.reshape(-1, C, H, W), tuple(frames.shape[:-3])
+
+    def _fold_indices(self, indices: Tensor) -> tuple[Tensor, tuple]:
+        """``(B, T, L, h, w)`` or ``(N, L, h, w)`` -> ``(B*T or N, L, h, w)`` and the leading dims."""
+        if indices.dim() not in (4, 5) or indices.shape[-3] != self.num_layers:
+            raise ValueError(
+                f'Expected indices of shape (B, T, {self.num_layers}, h, w) or (N, {self.num_layers}, h, w), '
+                f'got {tuple(indices.shape)}.')
+        return indices.reshape(-1, *indices.shape[-3:]), tuple(indices.shape[:-3])
+
+    def encode(self, frames: Tensor) -> Tensor:
+        """Frames ``(B, T, C, H, W)`` -> indices ``(B, T, L, H/4, W/4)`` int64 (or ``(N, ...)`` -> ``(N, ...)``).
+
+        A pure lookup: no codebook statistics are updated, whatever the training mode.
+        """
+        flat, lead = self._fold_frames(frames)
+        indices = self.quantizer.encode(self.encoder(flat))
+        return indices.reshape(*lead, *indices.shape[1:])
+
+    def decode_latent(self, latent: Tensor) -> Tensor:
+        """Quantized latent e_C ``(N, D, h, w)`` -> frames ``(N, C, 4h, 4w)`` in [0, 1]."""
+        return torch.sigmoid(self.decoder(latent))
+
+    def decode_indices(self, indices: Tensor) -> Tensor:
+        """Indices ``(B, T, L, h, w)`` -> frames ``(B, T, C, 4h, 4w)`` in [0, 1] (or ``(N, ...)``)."""
+        flat, lead = self._fold_indices(indices)
+        frames = self.decode_latent(self.quantizer.decode_indices(flat))
+        return frames.reshape(*lead, *frames.shape[1:])
+
+    def forward(self, frames: Tensor) -> HRVQVAEOutput:
+        """Reconstruct ``frames`` ``(B, T, C, H, W)`` or ``(N, C, H, W)`` and compute the eq. 4 loss."""
+        flat, lead = self._fold_frames(frames)
+        quantized = self.quantizer(self.encoder(flat))
+        reconstruction = self.decode_latent(quantized.quantized)
+        recon_loss = F.mse_loss(reconstruction, flat)
+        return HRVQVAEOutput(
+            reconstruction=reconstruction.reshape(frames.shape),
+            loss=recon_loss + quantized.loss,
+            recon_loss=recon_loss,
+            vq_loss=quantized.loss,
+            indices=quantized.indices.reshape(*lead, *quantized.indices.shape[1:]),
+            perplexity=quantized.perplexity,
+            usage=quantized.usage,
+        )
