@@ -27,6 +27,7 @@ import functools
 import logging
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -43,7 +44,10 @@ SSIM_WINDOW = 7
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 ALEXNET_WEIGHTS_FILE = 'alexnet-owt-7be5be79.pth'
 ALEXNET_WEIGHTS_ENV = 'OPENSTL_HRVQ_ALEXNET_WEIGHTS'
-FRAMES_PER_CHUNK = 2048
+# Values per chunk of frames: on a CPU a chunk's float64 temporaries must stay in cache (batching all
+# frames at once is slower than scikit-image's per-frame loop); on a GPU big chunks keep it busy.
+CPU_VALUES_PER_CHUNK = 1 << 15
+GPU_VALUES_PER_CHUNK = 1 << 24
 LPIPS_BATCH = 256
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -74,13 +78,22 @@ def _frame_stat(value, device: torch.device) -> torch.Tensor | None:
     return stat
 
 
-def _box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Mean over every full ``size`` x ``size`` window: (N, H, W) -> (N, H-size+1, W-size+1).
+def _window_sums(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum over every full ``size`` x ``size`` window: (..., H, W) -> (..., H-size+1, W-size+1).
 
     scikit-image filters with reflected borders and then crops (size-1)/2 pixels from every side,
-    which leaves exactly the windows that lie fully inside the frame.
+    which leaves exactly the windows that lie fully inside the frame. Shifted in-place additions keep
+    float64 rounding at the level of scipy's running sums.
     """
-    return x.unfold(-1, size, 1).sum(-1).unfold(-2, size, 1).sum(-1) / (size * size)
+    width = x.shape[-1] - size + 1
+    rows = x[..., :width].clone()
+    for shift in range(1, size):
+        rows += x[..., shift:shift + width]
+    height = x.shape[-2] - size + 1
+    sums = rows[..., :height, :].clone()
+    for shift in range(1, size):
+        sums += rows[..., shift:shift + height, :]
+    return sums
 
 
 def ssim_per_frame(pred: ArrayLike, true: ArrayLike, data_range: float = SSIM_DATA_RANGE_PUBLISHED) -> torch.Tensor:
@@ -98,15 +111,15 @@ def ssim_per_frame(pred: ArrayLike, true: ArrayLike, data_range: float = SSIM_DA
     n, c, h, w = x.shape
     if min(h, w) < SSIM_WINDOW:
         raise ValueError(f'SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {h}x{w}.')
-    x, y = x.reshape(n * c, h, w), y.reshape(n * c, h, w)
-    mu_x, mu_y = _box_mean(x, SSIM_WINDOW), _box_mean(y, SSIM_WINDOW)
-    sample_cov = SSIM_WINDOW ** 2 / (SSIM_WINDOW ** 2 - 1)
-    var_x = sample_cov * (_box_mean(x * x, SSIM_WINDOW) - mu_x * mu_x)
-    var_y = sample_cov * (_box_mean(y * y, SSIM_WINDOW) - mu_y * mu_y)
-    cov_xy = sample_cov * (_box_mean(x * y, SSIM_WINDOW) - mu_x * mu_y)
+    area = SSIM_WINDOW ** 2
+    mu_x, mu_y, mean_xx, mean_yy, mean_xy = _window_sums(torch.stack([x, y, x * x, y * y, x * y]), SSIM_WINDOW) / area
+    sample_cov = area / (area - 1)
+    mu_xy = mu_x * mu_y
+    mu_sq = mu_x * mu_x + mu_y * mu_y
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
-    return ssim_map.mean(dim=(-2, -1)).reshape(n, c).mean(dim=1)
+    numerator = (2 * mu_xy + c1) * (2 * sample_cov * (mean_xy - mu_xy) + c2)
+    denominator = (mu_sq + c1) * (sample_cov * (mean_xx + mean_yy - mu_sq) + c2)
+    return (numerator / denominator).mean(dim=(-2, -1)).mean(dim=1)
 
 
 def psnr_per_frame(pred: ArrayLike, true: ArrayLike) -> torch.Tensor:
@@ -203,44 +216,83 @@ def lpips_per_frame(pred: ArrayLike, true: ArrayLike, network, batch_size: int =
     return torch.cat(scores).to(x.device)
 
 
+def _frames_per_chunk(device: torch.device, values_per_frame: int) -> int:
+    budget = CPU_VALUES_PER_CHUNK if device.type == 'cpu' else GPU_VALUES_PER_CHUNK
+    return max(1, budget // values_per_frame)
+
+
+def _score_chunk(p: torch.Tensor, y: torch.Tensor, names: Sequence[str], mean_t, std_t, clip_range,
+                 ssim_data_range: float) -> dict[str, torch.Tensor]:
+    """Every metric but LPIPS on one chunk of (n, C, H, W) frames."""
+    p, y = p.to(torch.float64), y.to(torch.float64)
+    if mean_t is not None and std_t is not None:
+        p, y = p * std_t + mean_t, y * std_t + mean_t
+    scores = {}
+    if 'mse' in names:
+        scores['mse'] = (p - y).square().sum(dim=(2, 3))
+    if 'mae' in names:
+        scores['mae'] = (p - y).abs().sum(dim=(2, 3))
+    if clip_range is not None:
+        p = p.clamp(clip_range[0], clip_range[1])
+    if 'ssim' in names:
+        scores['ssim'] = ssim_per_frame(p, y, ssim_data_range)
+    if 'psnr' in names:
+        scores['psnr'] = psnr_per_frame(p, y)
+    if 'snr' in names:
+        scores['snr'] = snr_per_frame(p, y)
+    return scores
+
+
 def _frame_columns(pred: ArrayLike, true: ArrayLike, mean, std, names: Sequence[str],
                    clip_range: Sequence[float] | None, ssim_data_range: float,
-                   lpips_weights: str | os.PathLike | None, frames_per_chunk: int) -> dict[str, np.ndarray]:
+                   lpips_weights: str | os.PathLike | None, frames_per_chunk: int | None) -> dict[str, np.ndarray]:
     """The shared pipeline: de-normalise, per-channel error sums, clip, per-frame scores.
 
     ``names`` holds ``mse``/``mae`` (returned as per-channel sums, float64 ``(B, T, C)``) and any of
-    :data:`CLIPPED_METRICS` (float64 ``(B, T)``).
+    :data:`CLIPPED_METRICS` (float64 ``(B, T)``). On a CPU the chunks run on
+    ``torch.get_num_threads()`` threads (torch releases the GIL inside its kernels).
     """
     p_all, t_all = _as_tensor(pred), _as_tensor(true)
     _check_videos(p_all, t_all)
     b, t, c, h, w = p_all.shape
     p_all, t_all = p_all.reshape(b * t, c, h, w), t_all.reshape(b * t, c, h, w)
-    mean_t, std_t = _frame_stat(mean, p_all.device), _frame_stat(std, p_all.device)
-    lpips_net = load_lpips(lpips_weights, p_all.device) if 'lpips' in names else None
+    device = p_all.device
+    mean_t, std_t = _frame_stat(mean, device), _frame_stat(std, device)
+    chunk = frames_per_chunk or _frames_per_chunk(device, c * h * w)
 
-    columns: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    for start in range(0, b * t, frames_per_chunk):
-        p = p_all[start:start + frames_per_chunk].to(torch.float64)
-        y = t_all[start:start + frames_per_chunk].to(torch.float64)
+    def score(start: int) -> dict[str, torch.Tensor]:
+        return _score_chunk(p_all[start:start + chunk], t_all[start:start + chunk], names, mean_t, std_t,
+                            clip_range, ssim_data_range)
+
+    starts = range(0, b * t, chunk)
+    workers = torch.get_num_threads() if device.type == 'cpu' else 1
+    if workers > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(score, starts))
+    else:
+        parts = [score(start) for start in starts]
+    columns = {name: torch.cat([part[name] for part in parts]) for name in names if name != 'lpips'}
+    if 'lpips' in names:
+        columns['lpips'] = _lpips_column(p_all, t_all, mean_t, std_t, clip_range, lpips_weights)
+    return {name: values.cpu().numpy().reshape(b, t, *values.shape[1:]) for name, values in columns.items()}
+
+
+def _lpips_column(p_all: torch.Tensor, t_all: torch.Tensor, mean_t, std_t, clip_range,
+                  lpips_weights: str | os.PathLike | None) -> torch.Tensor:
+    """LPIPS of (N, C, H, W) frames after de-normalising and clipping; NaN when unavailable."""
+    network = load_lpips(lpips_weights, p_all.device)
+    if network is None:
+        return torch.full((p_all.shape[0],), float('nan'), dtype=torch.float64)
+    scores = []
+    for start in range(0, p_all.shape[0], LPIPS_BATCH):
+        p = p_all[start:start + LPIPS_BATCH].to(torch.float64)
+        y = t_all[start:start + LPIPS_BATCH].to(torch.float64)
         if mean_t is not None and std_t is not None:
             p, y = p * std_t + mean_t, y * std_t + mean_t
-        if 'mse' in columns:
-            columns['mse'].append((p - y).square().sum(dim=(2, 3)))
-        if 'mae' in columns:
-            columns['mae'].append((p - y).abs().sum(dim=(2, 3)))
         if clip_range is not None:
             p = p.clamp(clip_range[0], clip_range[1])
-        if 'ssim' in columns:
-            columns['ssim'].append(ssim_per_frame(p, y, ssim_data_range))
-        if 'psnr' in columns:
-            columns['psnr'].append(psnr_per_frame(p, y))
-        if 'snr' in columns:
-            columns['snr'].append(snr_per_frame(p, y))
-        if 'lpips' in columns:
-            columns['lpips'].append(lpips_per_frame(p, y, lpips_net) if lpips_net is not None
-                                    else torch.full((p.shape[0],), float('nan'), dtype=torch.float64))
-    return {name: torch.cat(parts).cpu().numpy().reshape(b, t, *parts[0].shape[1:])
-            for name, parts in columns.items()}
+        scores.append(lpips_per_frame(p, y, network))
+    return torch.cat(scores)
 
 
 def _check_metric_names(metrics: Sequence[str]) -> None:
@@ -253,13 +305,14 @@ def per_frame_metrics(pred: ArrayLike, true: ArrayLike, mean=None, std=None,
                       metrics: Sequence[str] = ('mae', 'mse'), clip_range: Sequence[float] | None = (0, 1),
                       spatial_norm: bool = False, ssim_data_range: float = SSIM_DATA_RANGE_PUBLISHED,
                       lpips_weights: str | os.PathLike | None = None,
-                      frames_per_chunk: int = FRAMES_PER_CHUNK) -> dict[str, np.ndarray]:
+                      frames_per_chunk: int | None = None) -> dict[str, np.ndarray]:
     """Per-frame values of ``metrics`` through the same pipeline as :func:`metric`.
 
     Args:
         pred, true: ``(B, T, C, H, W)`` numpy arrays or tensors (normalised when ``mean``/``std`` given).
         mean, std: scalars or arrays broadcasting to one ``(C, H, W)`` frame, or None.
         metrics: names from :data:`METRIC_NAMES` except ``rmse``, which only exists as an aggregate.
+        frames_per_chunk: frames scored together (None: sized to the CPU cache or the GPU).
 
     Returns:
         name -> float64 ``(B, T)`` array. ``mse``/``mae`` are sums over C x H x W (means when
@@ -281,7 +334,7 @@ def metric(pred: ArrayLike, true: ArrayLike, mean=None, std=None, metrics: Seque
            clip_range: Sequence[float] | None = (0, 1), channel_names: Sequence[str] | None = None,
            spatial_norm: bool = False, return_log: bool = True,
            ssim_data_range: float = SSIM_DATA_RANGE_PUBLISHED, lpips_weights: str | os.PathLike | None = None,
-           per_frame: bool = False, frames_per_chunk: int = FRAMES_PER_CHUNK):
+           per_frame: bool = False, frames_per_chunk: int | None = None):
     """Score predicted videos as OpenSTL 1.0.0's ``openstl.core.metric`` does, but vectorised.
 
     Args:
@@ -296,6 +349,7 @@ def metric(pred: ArrayLike, true: ArrayLike, mean=None, std=None, metrics: Seque
         ssim_data_range: 2.0 = leaderboard (:data:`SSIM_DATA_RANGE_PUBLISHED`), 1.0 = pixel range.
         lpips_weights: AlexNet weights file or folder (see :func:`find_alexnet_weights`).
         per_frame: also return the per-frame ``(B, T)`` arrays as ``eval_res['per_frame']``.
+        frames_per_chunk: frames scored together (None: sized to the CPU cache or the GPU).
 
     Returns:
         ``(eval_res, eval_log)``: dict name -> float (in OpenSTL's order), and the log string
