@@ -46,7 +46,7 @@ ALEXNET_WEIGHTS_FILE = 'alexnet-owt-7be5be79.pth'
 ALEXNET_WEIGHTS_ENV = 'OPENSTL_HRVQ_ALEXNET_WEIGHTS'
 # Values per chunk of frames: on a CPU a chunk's float64 temporaries must stay in cache (batching all
 # frames at once is slower than scikit-image's per-frame loop); on a GPU big chunks keep it busy.
-CPU_VALUES_PER_CHUNK = 1 << 15
+CPU_VALUES_PER_CHUNK = 1 << 16
 GPU_VALUES_PER_CHUNK = 1 << 24
 LPIPS_BATCH = 256
 

@@ -48,11 +48,14 @@ def build_loaders(train_set: Dataset, test_set: Dataset, batch_size: int, val_ba
                   train_sampler: torch.utils.data.Sampler | None = None):
     """``(train, val, test)`` DataLoaders in OpenSTL's arrangement: val is the test set, as OpenSTL uses it.
 
-    Training drops its last incomplete batch and is shuffled (or uses ``train_sampler``);
-    with ``distributed`` each rank sees its share through a ``DistributedSampler``.
+    Training drops its last incomplete batch and is shuffled (or uses ``train_sampler``). With
+    ``distributed`` each rank sees its share through a ``DistributedSampler`` once the process group
+    exists; loaders built before it (Lightning creates it later) keep plain samplers, which
+    Lightning then replaces with distributed ones itself.
     """
     common = dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(),
                   persistent_workers=num_workers > 0)
+    distributed = distributed and dist.is_available() and dist.is_initialized()
     if train_sampler is None and distributed:
         train_sampler = DistributedSampler(train_set, shuffle=True)
     train = DataLoader(train_set, batch_size=batch_size, shuffle=train_sampler is None, sampler=train_sampler,
