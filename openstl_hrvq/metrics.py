@@ -280,7 +280,12 @@ def _frame_columns(pred: ArrayLike, true: ArrayLike, mean, std, names: Sequence[
 def _lpips_column(p_all: torch.Tensor, t_all: torch.Tensor, mean_t, std_t, clip_range,
                   lpips_weights: str | os.PathLike | None) -> torch.Tensor:
     """LPIPS of (N, C, H, W) frames after de-normalising and clipping; NaN when unavailable."""
-    network = load_lpips(lpips_weights, p_all.device)
+    if p_all.shape[1] not in (1, 3):
+        logger.warning('LPIPS unavailable (reported as NaN): AlexNet takes 1- or 3-channel frames, got %d channels.',
+                       p_all.shape[1])
+        network = None
+    else:
+        network = load_lpips(lpips_weights, p_all.device)
     if network is None:
         return torch.full((p_all.shape[0],), float('nan'), dtype=torch.float64)
     scores = []
