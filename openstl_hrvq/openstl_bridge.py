@@ -12,6 +12,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+import warnings
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,12 @@ def _import_openstl():
     if importlib.util.find_spec('openstl') is None:
         return None
     try:
-        return {name: importlib.import_module(f'openstl.{name}')
-                for name in ('methods', 'datasets', 'utils', 'api')}
+        # OpenSTL's imports (timm, torch.jit) emit deprecation warnings on current releases: not ours to show.
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)
+            warnings.simplefilter('ignore', DeprecationWarning)
+            return {name: importlib.import_module(f'openstl.{name}')
+                    for name in ('methods', 'datasets', 'utils', 'api')}
     except Exception as error:  # OpenSTL imports many optional packages; any failure means "not usable"
         log.warning('OpenSTL is installed but does not import (%s: %s); openstl_hrvq runs without it.',
                     type(error).__name__, error)
