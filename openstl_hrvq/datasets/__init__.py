@@ -12,3 +12,4 @@ from .registry import DATASETS, dataset_parameters, get_parameters, load_data, r
 __all__ = ['DATASETS', 'EpochStreamSampler', 'FixedMovingDigits', 'GeneratedMovingDigits', 'KTHClips',
            'build_loaders', 'dataset_parameters', 'embedded_digit_split', 'generate_sequences',
            'get_parameters', 'load_data', 'load_embedded_digits', 'register_dataset']
+from . import transformed_digits  # noqa: E402,F401  (registers 'tdigits' and 'tdigits_all')
