@@ -44,8 +44,10 @@ class PathEmbedding(nn.Module):
     """Embeds every token by its full path from the root of the code tree.
 
     The path of length i at a position (tokens k_1..k_i) has global index g_i = g_{i-1} * M + k_i in
-    [0, M**i); it is row offset_i + g_i of one shared table. `prefix_sums` returns S_0 = 0 and
-    S_i = sum_{j <= i} E[path_j]: what is known at a position once its i coarsest layers are decoded.
+    [0, M**i) and its own learned vector E_i[g_i]. What the prior consumes are the prefix sums
+    S_i = E_1[g_1] + ... + E_i[g_i] (S_0 = 0): what is known at a position once its i coarsest layers are
+    decoded, shared by every path through the same ancestors. Since S_i is a function of g_i alone, the sums
+    are formed on the (small) tables rather than on the (large) index maps: one lookup per token.
     """
 
     def __init__(self, num_layers: int, codebook_size: int, dim: int):
@@ -54,25 +56,40 @@ class PathEmbedding(nn.Module):
         if sum(sizes) > MAX_PATH_ROWS:
             raise ValueError(f"A tree of {num_layers} layers x {codebook_size} codewords has {sum(sizes)} paths, "
                              f"too many to embed (limit {MAX_PATH_ROWS}); use fewer layers or a smaller codebook.")
+        self.num_layers = num_layers
         self.codebook_size = codebook_size
-        self.register_buffer('offsets', torch.tensor([0] + sizes[:-1]).cumsum(0), persistent=False)
-        self.table = nn.Embedding(sum(sizes), dim)
-        nn.init.normal_(self.table.weight, std=num_layers ** -0.5)
+        self.register_buffer('offsets', torch.tensor([0, 1] + sizes).cumsum(0)[:-1], persistent=False)
+        self.tables = nn.ParameterList(nn.Parameter(torch.randn(size, dim) * num_layers ** -0.5)
+                                       for size in sizes)
 
-    def rows(self, layer: int, path: torch.Tensor) -> torch.Tensor:
-        """Global path index g_layer (any shape) -> embedding (..., dim)."""
-        return self.table(path + self.offsets[layer])
+    def prefix_table(self) -> torch.Tensor:
+        """All prefix sums, (1 + M + ... + M**L, dim): row offsets[i] + g_i holds S_i of path g_i."""
+        table = [self.tables[0].new_zeros(1, self.tables[0].shape[1])]
+        for path_table in self.tables:
+            table.append(table[-1].repeat_interleave(self.codebook_size, dim=0) + path_table)
+        return torch.cat(table)
 
-    def prefix_sums(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices (B, T, L, h, w) local -> S (B, T, L + 1, dim, h, w) with S[:, :, 0] = 0."""
+    def paths(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (B, T, L, h, w) local -> rows (B, T, L + 1, h, w) of S_0..S_L in the prefix table."""
         path = torch.zeros_like(indices[:, :, 0])
-        rows = []
-        for layer in range(indices.shape[2]):
+        rows = [path]
+        for layer in range(self.num_layers):
             path = path * self.codebook_size + indices[:, :, layer]
-            rows.append(path + self.offsets[layer])
-        embedded = self.table(torch.stack(rows, dim=2)).cumsum(dim=2)           # (B, T, L, h, w, dim)
-        embedded = F.pad(embedded, (0, 0, 0, 0, 0, 0, 1, 0))
-        return embedded.permute(0, 1, 2, 5, 3, 4)
+            rows.append(path + self.offsets[layer + 1])
+        return torch.stack(rows, dim=2)
+
+    def prefix_sums(self, indices: torch.Tensor, lengths: Sequence[int], table: Optional[torch.Tensor] = None
+                    ) -> torch.Tensor:
+        """indices (B, T, L, h, w) -> S (B, T, len(lengths), dim, h, w) for the path lengths `lengths`.
+
+        The result is laid out channels-last in memory, the layout the convolutions run fastest in.
+        """
+        table = self.prefix_table() if table is None else table
+        return F.embedding(self.paths(indices)[:, :, list(lengths)], table).permute(0, 1, 2, 5, 3, 4)
+
+    def row(self, length: int, path: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Prefix sum S_length (..., dim) of global paths `path` (any shape), from `prefix_table()`."""
+        return F.embedding(path + self.offsets[length], table)
 
 
 @dataclass
@@ -90,7 +107,7 @@ class CausalContextTrunk(nn.Module):
     items <= j, i.e. on frames < j, so the shift by the learned start token is what makes it strictly causal.
     Two paths, summed:
 
-    * local: a gated causal 3D conv at full token resolution over the two preceding frames (where things
+    * local: a causal 3D conv at full token resolution over the two preceding frames (where things
       were and how fast they moved), and
     * global: a 2x2 space-to-depth conv to half resolution, `num_blocks` gated causal 3D blocks with causal
       spatiotemporal attention after every second block (long-range and long-term context), and a 2x2
@@ -104,7 +121,7 @@ class CausalContextTrunk(nn.Module):
                  max_frames: int):
         super().__init__()
         self.start = nn.Parameter(torch.zeros(1, embed_dim, 1, 1, 1))
-        self.local = CausalConv3d(embed_dim, 2 * embed_dim, kernel_size, temporal_kernel=2)
+        self.local = CausalConv3d(embed_dim, embed_dim, kernel_size, temporal_kernel=2)
         self.down = nn.Conv3d(embed_dim, hidden_channels, (1, 2, 2), stride=(1, 2, 2))
         self.blocks = nn.ModuleList(GatedCausalBlock3d(hidden_channels, kernel_size) for _ in range(num_blocks))
         self.attention_after = [i for i in range(num_blocks) if i % 2 == 1 or i == num_blocks - 1]
@@ -123,6 +140,7 @@ class CausalContextTrunk(nn.Module):
         if state is None:
             state = TrunkState()
             frames = torch.cat([self.start.expand(frames.shape[0], -1, 1, *frames.shape[3:]), frames], dim=2)
+        frames = frames.contiguous(memory_format=torch.channels_last_3d)
         height, width = frames.shape[-2:]
 
         local_past = state.local_past
@@ -144,7 +162,7 @@ class CausalContextTrunk(nn.Module):
                 attention_caches.append(cache)
                 attention_index += 1
         global_context = self.up(x[:, :, first_output:])[..., :height, :width]
-        context = gate(local) + global_context
+        context = local + global_context
         return context, TrunkState(new_local_past, block_pasts, attention_caches)
 
 
@@ -168,7 +186,7 @@ class ParallelHead(nn.Module):
     which is allowed because all positions of the coarser layers are decoded before layer i.
     """
 
-    def __init__(self, dim: int, num_layers: int, kernel_size: int, depth: int = 2):
+    def __init__(self, dim: int, num_layers: int, kernel_size: int, depth: int = 1):
         super().__init__()
         self.layer_embedding = nn.Parameter(torch.zeros(num_layers, dim, 1, 1))
         self.blocks = nn.Sequential(*(GatedResidualBlock2d(dim, kernel_size) for _ in range(depth)))
@@ -176,7 +194,8 @@ class ParallelHead(nn.Module):
     def forward(self, known: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
         """known (N, n, E, h, w): context + S_i for the n layers `layers` -> features (N, n, E, h, w)."""
         x = known + self.layer_embedding[list(layers)]
-        return self.blocks(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        features = self.blocks(x.flatten(0, 1).contiguous(memory_format=torch.channels_last))
+        return features.unflatten(0, x.shape[:2])
 
 
 class RasterHead(nn.Module):
@@ -195,7 +214,8 @@ class RasterHead(nn.Module):
 
     def forward(self, tokens: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """tokens (N, E, h, w) embeddings S_L of the frame, context (N, E, h, w) -> features (N, E, h, w)."""
-        vertical = horizontal = tokens
+        vertical = horizontal = tokens.contiguous(memory_format=torch.channels_last)
+        context = context.contiguous(memory_format=torch.channels_last)
         for layer in self.layers:
             vertical, horizontal = layer(vertical, horizontal, context)
         return horizontal
@@ -222,7 +242,7 @@ class LayerDecoder(nn.Module):
         """features (N, n, E, *spatial) for the n layers `layers` -> logits (N, n, M, *spatial)."""
         layers = list(layers)
         x = features.movedim(2, -1) + self.layer_embedding[layers].view(1, len(layers), *[1] * (features.dim() - 3), -1)
-        hidden = F.gelu(self.hidden(x))
+        hidden = F.relu(self.hidden(x))
         logits = torch.einsum('nl...e,lme->nl...m', hidden, self.out_weight[layers])
         logits = logits + self.out_bias[layers].view(1, len(layers), *[1] * (features.dim() - 3), -1)
         return logits.movedim(-1, 2)
@@ -266,9 +286,9 @@ class STPixelCNN(nn.Module):
         self.embedding = PathEmbedding(num_layers, codebook_size, dim)
         self.trunk = CausalContextTrunk(dim, hidden_channels, num_blocks, num_heads, kernel_size, max_frames)
         self.parallel_head = ParallelHead(dim, num_layers, kernel_size)
-        self.parallel_decoder = LayerDecoder(dim, num_layers, codebook_size)
         self.raster_head = RasterHead(dim, kernel_size)
-        self.raster_decoder = LayerDecoder(dim, num_layers, codebook_size)
+        self.decoders = nn.ModuleDict({order: LayerDecoder(dim, num_layers, codebook_size)
+                                       for order in DECODE_ORDERS})
 
     def _check_indices(self, indices: torch.Tensor, name: str, extra_frames: int = 0) -> torch.Tensor:
         """Validates (B, T, L, h, w) integer indices in [0, M) and returns them as int64."""
@@ -298,20 +318,19 @@ class STPixelCNN(nn.Module):
     def _logits(self, indices: torch.Tensor, order: str, first_frame: int) -> torch.Tensor:
         """Teacher-forced logits (B, T - first_frame, L, M, h, w) of frames first_frame..T-1."""
         batch, frames = indices.shape[:2]
-        prefix = self.embedding.prefix_sums(indices)                            # (B, T, L+1, E, h, w)
-        stream = prefix[:, :frames - 1, -1].transpose(1, 2)                     # (B, E, T-1, h, w)
-        context, _ = self.trunk(stream, first_output=first_frame)
-        context = context.transpose(1, 2)                                       # (B, T', E, h, w)
-        parents = prefix[:, first_frame:, :-1]                                  # (B, T', L, E, h, w)
+        table = self.embedding.prefix_table()
+        stream = self.embedding.prefix_sums(indices[:, :-1], [self.num_layers], table)[:, :, 0]
+        context, _ = self.trunk(stream.transpose(1, 2), first_output=first_frame)
+        context = context.transpose(1, 2).flatten(0, 1)                         # (B*T', E, h, w)
+        known = self.embedding.prefix_sums(indices[:, first_frame:], range(self.num_layers + 1), table)
+        known = known.flatten(0, 1)                                             # (B*T', L+1, E, h, w)
+        parents = known[:, :-1]
         layers = range(self.num_layers)
         if order == 'parallel':
-            known = (parents + context[:, :, None]).flatten(0, 1)
-            features = self.parallel_head(known, layers)
-            logits = self.parallel_decoder(features + parents.flatten(0, 1), layers)
+            features = self.parallel_head(parents + context[:, None], layers)
         else:
-            tokens = prefix[:, first_frame:, -1].flatten(0, 1)
-            features = self.raster_head(tokens, context.flatten(0, 1))[:, None]
-            logits = self.raster_decoder(features + parents.flatten(0, 1), layers)
+            features = self.raster_head(known[:, -1], context)[:, None]
+        logits = self.decoders[order](features + parents, layers)
         return logits.unflatten(0, (batch, frames - first_frame))
 
     def forward(self, indices: torch.Tensor, order: str = 'parallel') -> torch.Tensor:
@@ -345,32 +364,35 @@ class STPixelCNN(nn.Module):
         if int(num_future) < 1:
             raise ValueError(f"num_future must be >= 1, got {num_future}.")
         context = self._check_indices(context, 'context', extra_frames=int(num_future))
-        stream = self.embedding.prefix_sums(context)[:, :, -1].transpose(1, 2)  # (B, E, T_in, h, w)
+        table = self.embedding.prefix_table()
+        stream = self.embedding.prefix_sums(context, [self.num_layers], table)[:, :, 0].transpose(1, 2)
         frame_context, state = self.trunk(stream, first_output=context.shape[1])
         decode = self._decode_parallel if order == 'parallel' else self._decode_raster
         future = []
         for step in range(int(num_future)):
-            tokens, frame_embedding = decode(frame_context[:, :, -1], float(temperature))
+            tokens, frame_embedding = decode(frame_context[:, :, -1], table, float(temperature))
             future.append(tokens)
             if step + 1 < num_future:
                 frame_context, state = self.trunk(frame_embedding[:, :, None], state)
         return torch.stack(future, dim=1)
 
-    def _decode_parallel(self, context: torch.Tensor, temperature: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _decode_parallel(self, context: torch.Tensor, table: torch.Tensor, temperature: float
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
         """context (B, E, h, w) -> tokens (B, L, h, w), frame embedding S_L (B, E, h, w)."""
         known = torch.zeros_like(context)
         path = torch.zeros(context.shape[0], *context.shape[2:], dtype=torch.long, device=context.device)
         tokens = []
         for layer in range(self.num_layers):
             features = self.parallel_head((known + context)[:, None], [layer])
-            logits = self.parallel_decoder(features + known[:, None], [layer])[:, 0]
+            logits = self.decoders['parallel'](features + known[:, None], [layer])[:, 0]
             token = _choose(logits, temperature)
             path = path * self.codebook_size + token
-            known = known + self.embedding.rows(layer, path).permute(0, 3, 1, 2)
+            known = self.embedding.row(layer + 1, path, table).permute(0, 3, 1, 2)
             tokens.append(token)
         return torch.stack(tokens, dim=1), known
 
-    def _decode_raster(self, context: torch.Tensor, temperature: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _decode_raster(self, context: torch.Tensor, table: torch.Tensor, temperature: float
+                       ) -> Tuple[torch.Tensor, torch.Tensor]:
         """context (B, E, h, w) -> tokens (B, L, h, w), frame embedding S_L (B, E, h, w)."""
         batch, _, height, width = context.shape
         frame = torch.zeros_like(context)
@@ -381,10 +403,10 @@ class STPixelCNN(nn.Module):
                 known = torch.zeros_like(feature)
                 path = torch.zeros(batch, dtype=torch.long, device=context.device)
                 for layer in range(self.num_layers):
-                    logits = self.raster_decoder((feature + known)[:, None], [layer])[:, 0]
+                    logits = self.decoders['raster']((feature + known)[:, None], [layer])[:, 0]
                     token = _choose(logits, temperature)
                     path = path * self.codebook_size + token
-                    known = known + self.embedding.rows(layer, path)
+                    known = self.embedding.row(layer + 1, path, table)
                     tokens[:, layer, row, col] = token
                 frame[:, :, row, col] = known
         return tokens, frame

@@ -55,21 +55,28 @@ class AttentionCache:
 class CausalSpatioTemporalAttention(nn.Module):
     """Pre-norm residual multi-head attention over (B, C, T, H, W), causal in time (frame t sees t' <= t).
 
+    Attention runs on the voxel grid pooled by `stride` x `stride` in space; its output is broadcast back to
+    the stride x stride cells and added to the input.
+
     Args:
         channels: C.
         num_heads: attention heads (C must be divisible by it).
-        max_frames: largest clip length; the relative time bias has one entry per distance 0..max_frames-1.
-        key_stride: pooling of keys and values over key_stride x key_stride cells.
+        max_frames: the longest clip; the relative time bias has one entry per distance 0..max_frames-1.
+        stride: spatial pooling of queries, keys and values.
+        max_scores: bound on the attention scores per sequence and head computed at once; longer clips are
+            processed in chunks of query frames, each against only the frames it may see.
     """
 
-    def __init__(self, channels: int, num_heads: int = 4, max_frames: int = 32, key_stride: int = 2):
+    def __init__(self, channels: int, num_heads: int = 4, max_frames: int = 32, stride: int = 2,
+                 max_scores: int = 1 << 18):
         super().__init__()
         if channels % num_heads != 0:
             raise ValueError(f"channels ({channels}) must be divisible by num_heads ({num_heads}); "
                              f"change one of them.")
         self.num_heads = num_heads
         self.max_frames = max_frames
-        self.key_stride = key_stride
+        self.stride = stride
+        self.max_scores = max_scores
         self.norm = nn.LayerNorm(channels)
         self.query = nn.Linear(channels, channels)
         self.key = nn.Linear(channels, channels)
@@ -83,37 +90,37 @@ class CausalSpatioTemporalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: Optional[AttentionCache] = None
                 ) -> Tuple[torch.Tensor, AttentionCache]:
-        """x (B, C, T, H, W): the next T frames after those in `cache` -> (B, C, T, H, W), updated cache."""
+        """x (B, C, T, H, W): the T frames after those in `cache` -> (B, C, T, H, W), updated cache."""
         b, c, t, h, w = x.shape
         start = 0 if cache is None else cache.num_frames
         if start + t > self.max_frames:
             raise ValueError(f"Attention was built for at most max_frames={self.max_frames} frames but got "
                              f"{start + t}; build the prior with a larger max_frames.")
-        normed = self.norm(x.permute(0, 2, 3, 4, 1))                              # (B, T, H, W, C)
-        pooled = F.avg_pool2d(normed.permute(0, 1, 4, 2, 3).flatten(0, 1), self.key_stride,
-                              ceil_mode=True)                                    # (B*T, C, h', w')
-        kh, kw = pooled.shape[-2:]
-        pooled = pooled.unflatten(0, (b, t)).permute(0, 1, 3, 4, 2)               # (B, T, h', w', C)
-
-        query_pos = sinusoidal_grid_encoding(h, w, c, 1, x.device, x.dtype)
-        key_pos = sinusoidal_grid_encoding(kh, kw, c, self.key_stride, x.device, x.dtype)
-        queries = self._heads(self.query(normed.flatten(2, 3) + query_pos).flatten(1, 2))
-        keys = self._heads(self.key(pooled.flatten(2, 3) + key_pos).flatten(1, 2))
-        values = self._heads(self.value(pooled).flatten(1, 3))
+        pooled = F.avg_pool3d(x, (1, self.stride, self.stride), ceil_mode=True)    # (B, C, T, h', w')
+        gh, gw = pooled.shape[-2:]
+        cells = gh * gw
+        tokens = self.norm(pooled.permute(0, 2, 3, 4, 1).reshape(b, t, cells, c))
+        position = sinusoidal_grid_encoding(gh, gw, c, self.stride, x.device, x.dtype)
+        queries = self._heads(self.query(tokens + position).flatten(1, 2))       # (B, heads, T*cells, d)
+        keys = self._heads(self.key(tokens + position).flatten(1, 2))
+        values = self._heads(self.value(tokens).flatten(1, 2))
         if cache is not None:
             keys = torch.cat([cache.keys, keys], dim=2)
             values = torch.cat([cache.values, values], dim=2)
 
-        queries_per_frame, keys_per_frame = h * w, kh * kw
-        frames_out = []
-        for offset in range(t):
-            now = start + offset
-            visible = (now + 1) * keys_per_frame
-            distance = now - torch.arange(now + 1, device=x.device)
-            bias = self.time_bias[:, distance].repeat_interleave(keys_per_frame, dim=1)    # (heads, visible)
-            q = queries[:, :, offset * queries_per_frame:(offset + 1) * queries_per_frame]
-            frames_out.append(F.scaled_dot_product_attention(
-                q, keys[:, :, :visible], values[:, :, :visible], attn_mask=bias[None, :, None, :].to(q.dtype)))
-        attended = torch.cat(frames_out, dim=2).transpose(1, 2).flatten(2)       # (B, T*H*W, C)
-        update = self.out(attended).unflatten(1, (t, h, w)).permute(0, 4, 1, 2, 3)
+        query_time = torch.arange(start, start + t, device=x.device)
+        distance = query_time[:, None] - torch.arange(start + t, device=x.device)[None, :]
+        bias = self.time_bias[:, distance.clamp(min=0)].masked_fill(distance < 0, float('-inf'))
+        chunk = max(1, self.max_scores // (cells * cells * (start + t)))
+        attended = []
+        for first in range(0, t, chunk):
+            last = min(first + chunk, t)
+            visible = start + last
+            mask = bias[:, first:last, :visible].repeat_interleave(cells, 1).repeat_interleave(cells, 2)
+            attended.append(F.scaled_dot_product_attention(
+                queries[:, :, first * cells:last * cells], keys[:, :, :visible * cells],
+                values[:, :, :visible * cells], attn_mask=mask[None].to(queries.dtype)))
+        update = self.out(torch.cat(attended, dim=2).transpose(1, 2).flatten(2))   # (B, T*cells, C)
+        update = update.view(b, t, gh, gw, c).permute(0, 4, 1, 2, 3)
+        update = update.repeat_interleave(self.stride, 3).repeat_interleave(self.stride, 4)[..., :h, :w]
         return x + update, AttentionCache(keys, values, start + t)

@@ -1,0 +1,197 @@
+"""Tests of the ST-PixelCNN prior: causality of both decoding orders, cached decoding, learning, shapes."""
+import itertools
+
+import pytest
+import torch
+
+from openstl_hrvq.models import STPixelCNN
+from openstl_hrvq.modules.attention import CausalSpatioTemporalAttention
+
+ORDERS = ('raster', 'parallel')
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """These models are tiny: one thread avoids thread start-up costs that dominate on a busy 2-core box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_prior(num_layers=3, codebook_size=4, **kwargs):
+    """A small double-precision prior: exact comparisons, fast on CPU."""
+    torch.manual_seed(0)
+    config = dict(hidden_channels=16, num_blocks=2, num_heads=2, max_frames=8)
+    config.update(kwargs)
+    return STPixelCNN(num_layers, codebook_size, **config).double()
+
+
+def precedes(order, earlier, later):
+    """Whether token `earlier` = (t, layer, row, col) may influence token `later` in `order`."""
+    (t0, i0, r0, c0), (t1, i1, r1, c1) = earlier, later
+    if order == 'raster':
+        return (t0, r0, c0, i0) < (t1, r1, c1, i1)
+    return (t0, i0) < (t1, i1)
+
+
+def successors(order, token, shape):
+    """Later tokens that `token` must influence: its finer layer at the same position, else the tokens right
+    of and below it (raster: both lie in any PixelCNN's receptive field), else the same position one frame on."""
+    frames, layers, height, width = shape
+    t, i, r, c = token
+    if i + 1 < layers:
+        return [(t, i + 1, r, c)]
+    if order == 'raster' and (c + 1 < width or r + 1 < height):
+        return [(t, 0, r, c + 1)] * (c + 1 < width) + [(t, 0, r + 1, c)] * (r + 1 < height)
+    return [(t + 1, 0, r, c)] if t + 1 < frames else []
+
+
+@pytest.mark.parametrize('order', ORDERS)
+def test_causality_by_perturbation(order):
+    """Perturbing any token changes no logit of a token at or before it in `order`, but changes later ones."""
+    prior = tiny_prior()
+    shape = (3, 3, 5, 4)                      # odd height exercises the trunk's padding
+    indices = torch.randint(0, 4, (1, *shape))
+    with torch.no_grad():
+        base = prior(indices, order)
+        for token in itertools.product(*(range(n) for n in shape)):
+            perturbed = indices.clone()
+            perturbed[(0, *token)] = (perturbed[(0, *token)] + 1) % 4
+            changed = (prior(perturbed, order) - base).abs().amax(dim=3)[0] > 1e-9     # (T, L, h, w)
+            for other in map(tuple, changed.nonzero().tolist()):
+                assert precedes(order, token, other), f"{order}: token {token} leaks into {other}"
+            for successor in successors(order, token, shape):
+                assert changed[successor], f"{order}: token {token} does not reach {successor}"
+
+
+def naive_predict(prior, context, num_future, order):
+    """Argmax decoding that recomputes the full teacher-forced forward for every single token."""
+    batch, _, layers, height, width = context.shape
+    sequence = torch.cat([context, context.new_zeros(batch, num_future, layers, height, width)], dim=1)
+    start = context.shape[1]
+    for t in range(start, start + num_future):
+        if order == 'raster':
+            steps = [(i, r, c) for r in range(height) for c in range(width) for i in range(layers)]
+        else:
+            steps = [(i, None, None) for i in range(layers)]
+        for i, r, c in steps:
+            logits = prior(sequence[:, :t + 1], order)[:, t, i]                  # (B, M, h, w)
+            choice = logits.argmax(dim=1)
+            if r is None:
+                sequence[:, t, i] = choice
+            else:
+                sequence[:, t, i, r, c] = choice[:, r, c]
+    return sequence[:, start:]
+
+
+@pytest.mark.parametrize('order', ORDERS)
+def test_cached_predict_equals_naive_predict(order):
+    """predict() with its trunk state and receptive-field crops decodes exactly what full recomputation does."""
+    prior = tiny_prior(num_layers=2)
+    context = torch.randint(0, 4, (2, 3, 2, 4, 5))
+    with torch.no_grad():
+        expected = naive_predict(prior, context, 2, order)
+    assert torch.equal(prior.predict(context, 2, order=order), expected)
+
+
+@pytest.mark.parametrize('order', ORDERS)
+def test_prior_learns_and_reproduces_a_fixed_sequence(order):
+    """The prior drives the CE of a tiny fixed code sequence near zero and then predicts it exactly."""
+    torch.manual_seed(1)
+    codes = torch.randint(0, 4, (2, 4, 3, 4, 4))
+    prior = STPixelCNN(3, 4, hidden_channels=32, num_blocks=2, num_heads=2, max_frames=8)
+    optimizer = torch.optim.Adam(prior.parameters(), lr=3e-3)
+    for _ in range(400):
+        loss = prior.loss(codes, num_context=2, order=order)
+        if loss.item() < 0.02:
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert prior.loss(codes, num_context=2, order=order).item() < 0.05
+    assert torch.equal(prior.predict(codes[:, :2], 2, order=order), codes[:, 2:])
+
+
+@pytest.mark.parametrize('order', ORDERS)
+def test_sampling_varies_and_stays_in_range(order):
+    prior = STPixelCNN(2, 8, hidden_channels=16, num_blocks=2, num_heads=2, max_frames=8)
+    context = torch.randint(0, 8, (2, 2, 2, 4, 4))
+    torch.manual_seed(0)
+    first = prior.predict(context, 2, order=order, temperature=1.0)
+    second = prior.predict(context, 2, order=order, temperature=1.0)
+    assert first.dtype == torch.int64 and first.shape == (2, 2, 2, 4, 4)
+    assert 0 <= int(first.min()) and int(first.max()) < 8
+    assert not torch.equal(first, second)
+    assert torch.equal(prior.predict(context, 2, order=order), prior.predict(context, 2, order=order))
+
+
+@pytest.mark.parametrize('layers, codebook, height, frames_in, frames_out', [
+    (3, 4, 16, 10, 10),       # Moving MNIST
+    (3, 8, 32, 10, 20),       # KTH
+    (6, 2, 8, 2, 2),          # deep Moving MNIST tree
+    (9, 2, 8, 2, 2),          # deep KTH tree
+    (1, 512, 8, 2, 2),        # one flat layer
+])
+def test_shapes_and_dtypes(layers, codebook, height, frames_in, frames_out):
+    prior = STPixelCNN(layers, codebook, hidden_channels=16, num_blocks=2, num_heads=2)
+    indices = torch.randint(0, codebook, (1, frames_in + frames_out, layers, height, height))
+    for order in ORDERS:
+        logits = prior(indices, order=order)
+        assert logits.shape == (1, frames_in + frames_out, layers, codebook, height, height)
+        assert logits.dtype == torch.float32
+        loss = prior.loss(indices, frames_in, order=order)
+        assert loss.dim() == 0 and torch.isfinite(loss)
+    future = prior.predict(indices[:, :frames_in], frames_out)
+    assert future.shape == (1, frames_out, layers, height, height) and future.dtype == torch.int64
+    raster = prior.predict(indices[:, :frames_in, :, :8, :8], 1, order='raster')
+    assert raster.shape == (1, 1, layers, 8, 8) and raster.dtype == torch.int64
+
+
+def test_default_moving_mnist_prior_is_small():
+    prior = STPixelCNN(3, 4)
+    assert sum(p.numel() for p in prior.parameters()) <= 600_000
+
+
+@pytest.mark.parametrize('bad, match', [
+    (torch.zeros(1, 2, 3, 4), 'shape'),
+    (torch.zeros(1, 2, 2, 4, 4, dtype=torch.long), 'shape'),
+    (torch.zeros(1, 2, 3, 4, 4), 'dtype'),
+    (torch.full((1, 2, 3, 4, 4), 4), r'\[0, 4\)'),
+    (torch.full((1, 2, 3, 4, 4), -1), r'\[0, 4\)'),
+    (torch.zeros(1, 40, 3, 4, 4, dtype=torch.long), 'max_frames'),
+])
+def test_invalid_indices_raise_one_clear_error(bad, match):
+    prior = STPixelCNN(3, 4, hidden_channels=16, num_blocks=1, num_heads=2)
+    with pytest.raises(ValueError, match=match):
+        prior(bad)
+    with pytest.raises(ValueError, match=match):
+        prior.predict(bad, 1)
+
+
+def test_invalid_order_and_lengths_raise():
+    prior = STPixelCNN(3, 4, hidden_channels=16, num_blocks=1, num_heads=2, max_frames=8)
+    indices = torch.zeros(1, 4, 3, 4, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match='order'):
+        prior(indices, order='zigzag')
+    with pytest.raises(ValueError, match='num_context'):
+        prior.loss(indices, 4)
+    with pytest.raises(ValueError, match='max_frames'):
+        prior.predict(indices, 5)
+
+
+def test_chunked_attention_equals_one_shot_attention():
+    """Processing query frames in chunks (long clips) and one frame at a time (decoding) changes nothing."""
+    torch.manual_seed(0)
+    attention = CausalSpatioTemporalAttention(8, num_heads=2, max_frames=6).double()
+    with torch.no_grad():
+        attention.time_bias.normal_()
+    x = torch.randn(2, 8, 6, 5, 4, dtype=torch.double)
+    with torch.no_grad():
+        whole, _ = attention(x)
+        attention.max_scores = 1
+        chunked, _ = attention(x)
+        first, cache = attention(x[:, :, :3])
+        rest, _ = attention(x[:, :, 3:], cache)
+    torch.testing.assert_close(chunked, whole)
+    torch.testing.assert_close(torch.cat([first, rest], dim=2), whole)
