@@ -18,8 +18,9 @@ Every metric is first computed per frame and then averaged over samples and fram
   ImageNet AlexNet weights (:data:`ALEXNET_WEIGHTS_FILE`), which are never downloaded here; without
   them ``lpips`` is reported as NaN with one logged line saying where to put the file.
 
-All per-frame work is batched over frames in float64 (the SSIM variance terms lose digits in
-float32) on the device of the input, so scoring a test set costs a few seconds, not minutes.
+Per-frame work runs on chunks of frames in float64 (the SSIM variance terms lose digits in float32)
+on the input's device: cache-sized chunks on several threads on a CPU, large chunks on a GPU.
+``tools/benchmark_metrics.py`` times it against the leaderboard's per-frame loop.
 """
 from __future__ import annotations
 
