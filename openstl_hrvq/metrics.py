@@ -404,11 +404,11 @@ def metric(pred: ArrayLike, true: ArrayLike, mean=None, std=None, metrics: Seque
 
     group_width = shape[2] // len(groups) if groups else shape[2]
     values_per_frame = group_width * shape[3] * shape[4] if spatial_norm else 1
-    mean_error = {}  # name -> [mean over frames of the group's per-frame sum] per group
+    num_groups = len(groups) if groups else 1
+    mean_error = {}  # name -> per group, the mean over frames of the group's per-frame sum
     for name in error_names:
-        sums = frames[name]
-        mean_error[name] = [float(sums[..., g * group_width:(g + 1) * group_width].sum(axis=-1).mean()) / values_per_frame
-                            for g in range(len(groups) if groups else 1)]
+        group_sums = frames[name].reshape(*frames[name].shape[:2], num_groups, group_width).sum(axis=-1)
+        mean_error[name] = [float(value) / values_per_frame for value in group_sums.mean(axis=(0, 1))]
     mean_error['rmse'] = [float(np.sqrt(value)) for value in mean_error.get('mse', [])]
 
     eval_res: dict = {}
