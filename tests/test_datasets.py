@@ -174,6 +174,12 @@ def test_missing_file_names_path_and_remedy(tmp_path):
         load_data('kth', 2, 2, 0, tmp_path, **dataset_parameters['kth'])
 
 
+def test_frames_smaller_than_a_digit_are_a_clear_error(tmp_path):
+    params = dict(dataset_parameters['mmnist'], in_shape=[10, 1, 16, 16])
+    with pytest.raises(ValueError, match='smaller than the 28x28 digits'):
+        load_data('mmnist', 2, 2, 0, tmp_path, **params)
+
+
 def test_wrong_shapes_and_corrupt_files_are_named(tmp_path):
     folder = tmp_path / 'moving_mnist'
     write_idx_images(folder / 'train-images-idx3-ubyte.gz', np.zeros((3, 28, 28), np.uint8))

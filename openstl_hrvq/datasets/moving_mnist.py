@@ -149,6 +149,10 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | Path, num_w
     """
     num_frames = pre_seq_length + aft_seq_length
     image_size = in_shape[-1] if in_shape is not None else 64
+    if image_size < DIGIT_SIZE:
+        raise ValueError(f'in_shape {tuple(in_shape)} gives {image_size}x{image_size} frames, smaller than the '
+                         f'{DIGIT_SIZE}x{DIGIT_SIZE} digits that move in them: use frames of at least {DIGIT_SIZE} px '
+                         f'(OpenSTL: 64).')
     chosen = resolve_source(data_root, data_name, source, num_frames, image_size, fashion_root)
     train_length = TRAIN_SEQUENCES_PER_EPOCH if train_size is None else train_size
     train_seed = torch.initial_seed() if seed is None else seed
