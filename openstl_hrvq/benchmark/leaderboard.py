@@ -1,0 +1,199 @@
+"""One leaderboard: several entries on one dataset with one budget and seed, the trivial references, pictures.
+
+:func:`run_leaderboard` trains (or loads) and tests every entry through the plugin's runner, scores the
+saved predictions and the trivial references with the same metric call on the same test sequences, draws
+the prediction grid and one animation per row, and writes ``leaderboard.{md,csv,json}``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from openstl_hrvq.api.data import all_dataset_parameters, build_dataloaders
+from openstl_hrvq.api.parser import DEFAULTS
+from openstl_hrvq.benchmark.entries import Entry, openstl_root
+from openstl_hrvq.benchmark.references import reference_predictions
+from openstl_hrvq.benchmark.runner import Budget, CostProtocol, EntryRun, entry_config, load_saved, run_entry
+from openstl_hrvq.benchmark.scoring import lpips_unavailable_reason, score_predictions
+from openstl_hrvq.benchmark.table import write_tables
+from openstl_hrvq.visualization import animation_frames, prediction_grid, save_animation, save_image
+
+log = logging.getLogger(__name__)
+
+GRID_FILE = 'leaderboard_grid.png'
+ANIMATION_FOLDER = 'animations'
+
+
+@dataclass
+class TestSet:
+    """The test sequences every row is scored on: inputs ``(N, T_in, C, H, W)``, trues ``(N, S, C, H, W)``."""
+
+    inputs: np.ndarray
+    trues: np.ndarray
+    mean: object = None
+    std: object = None
+
+
+@dataclass
+class LeaderboardOptions:
+    """How to run the entries beyond the shared :class:`Budget`.
+
+    Attributes:
+        load: test existing checkpoints instead of training.
+        checkpoints: label -> checkpoint path (default ``<out>/<label>/checkpoints/best.ckpt``).
+        cfg_options: config overrides applied to every entry.
+        overrides: label -> config overrides for that entry only (stated in the table's notes).
+        references: add the copy-last-frame and mean-frame rows.
+        grid_samples: test sequences shown in the grid; animation_samples: sequences per animation.
+        animation_format: 'gif' or 'mp4'.
+    """
+
+    load: bool = False
+    checkpoints: dict = field(default_factory=dict)
+    cfg_options: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+    references: bool = True
+    protocol: CostProtocol = field(default_factory=CostProtocol)
+    grid_samples: tuple = (0, 1)
+    animation_samples: int = 4
+    animation_format: str = 'gif'
+
+
+def reference_test_set(budget: Budget) -> TestSet:
+    """Load the test split of ``budget.dataname`` with the loaders the runner would choose.
+
+    Used for the references when no entry ran; otherwise the first entry's saved test sequences serve.
+    """
+    parameters = all_dataset_parameters()
+    if budget.dataname not in parameters:
+        raise ValueError(f"Unknown dataset '{budget.dataname}': choose one of {sorted(parameters)}.")
+    config = dict(DEFAULTS, **parameters[budget.dataname])
+    config.update(dataname=budget.dataname, data_root=budget.data_root, test_size=budget.test_size, train_size=1,
+                  num_workers=0)
+    _, _, test_loader, _ = build_dataloaders(config)
+    batches = list(test_loader)
+    dataset = test_loader.dataset
+    return TestSet(inputs=np.concatenate([x.numpy() for x, _ in batches]),
+                   trues=np.concatenate([y.numpy() for _, y in batches]),
+                   mean=getattr(dataset, 'mean', None), std=getattr(dataset, 'std', None))
+
+
+def check_same_sequences(saved: dict, test_set: TestSet, label: str) -> None:
+    """Raise when an entry was tested on other sequences than the references (a different data set-up)."""
+    if saved['trues'].shape != test_set.trues.shape or not np.allclose(saved['trues'], test_set.trues, atol=1e-6):
+        raise RuntimeError(f"Entry '{label}' was tested on other sequences than the reference test set "
+                           f"({saved['trues'].shape} vs {test_set.trues.shape}): give every config the same "
+                           f"dataset, sequence lengths and --test_size.")
+
+
+def _config_name(entry: Entry) -> str:
+    """The config as the table names it: OpenSTL's relative to its checkout, others relative to here."""
+    path = osp.abspath(entry.config_file)
+    root = openstl_root()
+    if root and path.startswith(osp.join(root, '')):
+        return 'OpenSTL ' + osp.relpath(path, root)
+    if path.startswith(osp.join(os.getcwd(), '')):
+        return osp.relpath(path)
+    return entry.config_file
+
+
+def method_row(entry: Entry, run: EntryRun, scores: dict, lpips_reason: str | None) -> dict:
+    return dict(method=entry.display, config=_config_name(entry), label=entry.label, **scores,
+                params=run.params, flops=run.flops, throughput=run.throughput, train_time_s=run.train_time_s,
+                epochs=run.epochs, train_size=run.train_size, train_steps=run.train_steps, status='ok',
+                lpips_note=lpips_reason if scores['lpips'] is None else None, work_dir=run.save_dir,
+                model_config=run.model_config, source=entry.source)
+
+
+def skipped_row(entry: Entry) -> dict:
+    return dict(method=entry.display, config=_config_name(entry), label=entry.label,
+                status=f'skipped: {entry.skip_reason}', source=entry.source)
+
+
+def reference_row(name: str, scores: dict, lpips_reason: str | None) -> dict:
+    return dict(method=name, config='(trivial reference)', label=name, **scores, params=0, flops=0,
+                throughput=None, train_time_s=0.0, epochs=0, train_size=0, train_steps=0, status='ok',
+                lpips_note=lpips_reason if scores['lpips'] is None else None, source='reference')
+
+
+def draw_pictures(test_set: TestSet, predictions: dict[str, np.ndarray], out_dir: str,
+                  options: LeaderboardOptions) -> dict[str, str]:
+    """The prediction grid (PNG) and one animation per row; returns name -> path."""
+    samples = [s for s in options.grid_samples if s < len(test_set.inputs)]
+    paths = {'grid': save_image(prediction_grid(test_set.inputs, test_set.trues, predictions, samples),
+                                osp.join(out_dir, GRID_FILE))}
+    shown = tuple(range(min(options.animation_samples, len(test_set.inputs))))
+    for name, preds in tqdm(predictions.items(), desc='animations', leave=False):
+        frames = animation_frames(test_set.inputs, test_set.trues, preds, name, shown)
+        paths[name] = save_animation(frames, osp.join(out_dir, ANIMATION_FOLDER,
+                                                      f'{name}.{options.animation_format}'))
+    return paths
+
+
+def _budget_text(budget: Budget) -> str:
+    epoch = f'{budget.epoch} epochs' if budget.epoch else "each config's epochs"
+    size = f'{budget.train_size} training sequences per epoch' if budget.train_size else 'the full training set'
+    return f'{epoch} x {size}, batch size from each config'
+
+
+def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
+                    options: LeaderboardOptions | None = None) -> dict:
+    """Run every entry and the references; write the tables and pictures under ``out_dir``.
+
+    Returns:
+        ``{'rows': [...], 'meta': {...}, 'files': {name: path}}``.
+    """
+    options = options or LeaderboardOptions()
+    unknown = set(options.overrides) - {entry.label for entry in entries}
+    if unknown:
+        raise ValueError(f'--override names {sorted(unknown)}, which are not entries; the entries are '
+                         f'{[entry.label for entry in entries]}.')
+    os.makedirs(out_dir, exist_ok=True)
+    test_set = None  # the first tested entry's sequences; every later entry must match them
+    lpips_reason = lpips_unavailable_reason()
+    rows, predictions, devices = [], {}, set()
+    for entry in tqdm(entries, desc='leaderboard entries'):
+        if entry.skip_reason:
+            log.warning('Skipping %s: %s', entry.label, entry.skip_reason)
+            rows.append(skipped_row(entry))
+            continue
+        config = entry_config(entry, budget, out_dir, {**options.cfg_options, **options.overrides.get(entry.label, {})})
+        run = run_entry(entry, config, options.load, options.checkpoints.get(entry.label), options.protocol)
+        devices.add(run.device)
+        saved = load_saved(run.save_dir)
+        if test_set is None:
+            test_set = TestSet(saved['inputs'], saved['trues'], run.test_mean, run.test_std)
+        check_same_sequences(saved, test_set, entry.label)
+        scores = score_predictions(saved['preds'], saved['trues'], run.test_mean, run.test_std, lpips_reason is None)
+        rows.append(method_row(entry, run, scores, lpips_reason))
+        predictions[entry.label] = saved['preds']
+    if test_set is None:
+        test_set = reference_test_set(budget)
+    if options.references:
+        num_future = test_set.trues.shape[1]
+        for name, preds in reference_predictions(test_set.inputs, num_future).items():
+            scores = score_predictions(preds, test_set.trues, test_set.mean, test_set.std, lpips_reason is None)
+            rows.append(reference_row(name, scores, lpips_reason))
+            predictions[name] = preds
+    notes = [f'{label}: budget overridden with ' + ', '.join(f'{k}={v}' for k, v in keys.items())
+             for label, keys in options.overrides.items()]
+    if options.load:
+        notes.append('Loaded existing checkpoints (--load); training times are those recorded when they were trained.')
+    meta = {'dataname': budget.dataname, 'test_sequences': int(len(test_set.trues)),
+            'pre_seq_length': int(test_set.inputs.shape[1]), 'aft_seq_length': int(test_set.trues.shape[1]),
+            'budget': _budget_text(budget), 'epoch': budget.epoch, 'train_size': budget.train_size,
+            'test_size': budget.test_size, 'seed': budget.seed,
+            'device': ', '.join(sorted(devices)) or budget.device,
+            'throughput_protocol': f'sequences/s over {options.protocol.repeats} forward passes of a batch of '
+                                   f'{options.protocol.batch} after one warm-up pass',
+            'cfg_options': options.cfg_options, 'overrides': options.overrides, 'notes': notes}
+    files = write_tables(rows, meta, out_dir)
+    if predictions:
+        files.update(draw_pictures(test_set, predictions, out_dir, options))
+    log.info('Leaderboard written to %s', files['md'])
+    return {'rows': rows, 'meta': meta, 'files': files}

@@ -1,0 +1,164 @@
+"""Train (or load) and test one leaderboard entry through the plugin's runner, under a shared budget.
+
+Every entry, the plugin's and OpenSTL's alike, goes through :class:`openstl_hrvq.api.Experiment` with the
+same data, seed, device and budget overrides, and is measured by the same functions of
+:mod:`openstl_hrvq.api.model_info` (parameters, fvcore FLOPs of one sample, throughput at one batch size).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os.path as osp
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from openstl_hrvq.api import Experiment, resolve_config
+from openstl_hrvq.api.model_info import count_parameters, describe_model, dummy_input, measure_throughput
+from openstl_hrvq.benchmark.entries import Entry
+
+log = logging.getLogger(__name__)
+
+ENTRY_RECORD = 'leaderboard_entry.json'
+#: Config keys of S-HR-VQVAE that the configuration sweep (paper Table 3) groups by.
+SWEEP_KEYS = ('in_shape', 'vq_layers', 'vq_codebook_size', 'vq_latent_dim', 'vq_epochs', 'prior_epochs',
+              'joint_epochs')
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every entry shares. ``None`` leaves a config's own value (e.g. its ``epoch``).
+
+    Attributes:
+        epoch: total training epochs (S-HR-VQVAE scales its stage schedule to it).
+        train_size: training sequences per epoch; test_size: cap on test sequences.
+    """
+
+    dataname: str = 'mmnist'
+    epoch: int | None = None
+    train_size: int | None = None
+    test_size: int | None = None
+    seed: int = 42
+    device: str = 'auto'
+    data_root: str = './data'
+    num_workers: int | None = None
+
+
+@dataclass(frozen=True)
+class CostProtocol:
+    """How throughput is measured: ``repeats`` timed forward passes of a batch of ``batch`` sequences."""
+
+    batch: int = 16
+    repeats: int = 5
+
+
+@dataclass
+class EntryRun:
+    """What running one entry produced; the predictions are in ``<save_dir>/saved/*.npy``."""
+
+    label: str
+    save_dir: str
+    epochs: int
+    train_size: int | None
+    train_steps: int | None
+    train_time_s: float | None
+    params: int
+    flops: int | None
+    throughput: float | None
+    device: str
+    test_mean: float | list | None = None
+    test_std: float | list | None = None
+    model_config: dict = field(default_factory=dict)
+
+
+def entry_config(entry: Entry, budget: Budget, out_dir: str, cfg_options: dict | None = None) -> dict:
+    """The resolved flat config of ``entry`` under ``budget``; results go to ``<out_dir>/<entry.label>``."""
+    cli = {'config_file': entry.config_file, 'dataname': budget.dataname, 'data_root': budget.data_root,
+           'seed': budget.seed, 'device': budget.device, 'res_dir': out_dir, 'ex_name': entry.label,
+           'epoch': budget.epoch, 'train_size': budget.train_size, 'test_size': budget.test_size,
+           'num_workers': budget.num_workers, 'no_display_method_info': True, 'cfg_options': cfg_options or {}}
+    return resolve_config(cli)
+
+
+def checkpoint_path(save_dir: str, given: str | None = None) -> str:
+    """The checkpoint to load for an entry: ``given``, else ``<save_dir>/checkpoints/best.ckpt``."""
+    path = given or osp.join(save_dir, 'checkpoints', 'best.ckpt')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'No checkpoint at {path}: train the entry first (run without --load) '
+                                f'or name its checkpoint with --ckpt LABEL=PATH.')
+    return path
+
+
+def measure_cost(method: str, model, config: dict, device: str, protocol: CostProtocol) -> dict:
+    """Parameters, FLOPs of one sample (fvcore) and throughput (sequences/s) of ``model`` on ``device``."""
+    model = model.to(device)
+    info = describe_model(method, model, config['in_shape'], config['pre_seq_length'], device=device)
+    sample = dummy_input(config['in_shape'], config['pre_seq_length'], device=device)
+    throughput = measure_throughput(model, sample, batch=protocol.batch, repeats=protocol.repeats)
+    return {'params': count_parameters(model), 'flops': info['flops'], 'throughput': throughput}
+
+
+def _json_ready(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def read_record(*paths: str) -> dict:
+    """The first existing entry record among ``paths`` (written when the entry was trained), else ``{}``."""
+    for path in paths:
+        if osp.isfile(path):
+            with open(path) as handle:
+                return json.load(handle)
+    return {}
+
+
+def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None = None,
+              protocol: CostProtocol = CostProtocol()) -> EntryRun:
+    """Train ``entry`` (or load its checkpoint with ``load``), test it, and measure its cost.
+
+    The test writes ``<save_dir>/saved/{inputs,trues,preds,metrics}.npy``; ``leaderboard_entry.json`` there
+    keeps the training time and steps, so a later ``load`` run can still report them (it looks in its own
+    folder, then in the experiment folder of the checkpoint it loads).
+    """
+    experiment = Experiment(config)
+    record_path = osp.join(experiment.save_dir, ENTRY_RECORD)
+    if load:
+        path = checkpoint_path(experiment.save_dir, ckpt)
+        previous = read_record(record_path, osp.join(osp.dirname(osp.dirname(path)), ENTRY_RECORD))
+        train_time, steps = previous.get('train_time_s'), previous.get('train_steps')
+        log.info('%s: loading %s instead of training', entry.label, path)
+    else:
+        start = time.perf_counter()
+        experiment.train()
+        train_time, steps = time.perf_counter() - start, int(experiment.trainer.global_step)
+        path = None
+    experiment.test(path)
+    device = 'cuda' if experiment.accelerator == 'gpu' else 'cpu'
+    cost = measure_cost(config['method'], experiment.method.model, config, device, protocol)
+    dataset = experiment.test_loader.dataset
+    run = EntryRun(label=entry.label, save_dir=experiment.save_dir, epochs=int(config['epoch']),
+                   train_size=config.get('train_size'), train_steps=steps, train_time_s=train_time,
+                   params=cost['params'], flops=cost['flops'], throughput=cost['throughput'], device=device,
+                   test_mean=_json_ready(getattr(dataset, 'mean', None)),
+                   test_std=_json_ready(getattr(dataset, 'std', None)),
+                   model_config={key: _json_ready(config[key]) for key in SWEEP_KEYS if key in config})
+    if not load:
+        with open(record_path, 'w') as handle:
+            json.dump(asdict(run), handle, indent=1)
+    return run
+
+
+def load_saved(save_dir: str) -> dict[str, np.ndarray]:
+    """``inputs``, ``trues`` and ``preds`` that the test of an entry wrote under ``<save_dir>/saved``."""
+    folder = osp.join(save_dir, 'saved')
+    arrays = {}
+    for name in ('inputs', 'trues', 'preds'):
+        path = osp.join(folder, f'{name}.npy')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{path} is missing: the entry was not tested; run it again without --load.')
+        arrays[name] = np.load(path)
+    return arrays

@@ -1,0 +1,151 @@
+"""tools/leaderboard.py: well-formed tables and pictures, numbers equal to metric() on the saved predictions,
+trivial references, loading checkpoints instead of training, skipped OpenSTL rows, clear errors."""
+import csv
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from openstl_hrvq import openstl_bridge
+from openstl_hrvq.benchmark import COLUMNS, build_entries, copy_last_frame, mean_frame, reference_predictions
+from openstl_hrvq.benchmark.table import markdown_table
+from openstl_hrvq.metrics import metric
+from tests.helpers import TINY_MODEL
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+HEADERS = [header for _, header, _ in COLUMNS]
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_config(path, **keys):
+    path.write_text(''.join(f'{key} = {value!r}\n' for key, value in keys.items()))
+    return str(path)
+
+
+def tiny_configs(folder):
+    """The tiny S-HR-VQVAE on embedded-digit Moving MNIST (4 -> 4 frames), and a tiny SimVPv2 when OpenSTL is here."""
+    common = dict(in_shape=[4, 1, 64, 64], pre_seq_length=4, aft_seq_length=4, batch_size=4, val_batch_size=4,
+                  num_workers=0, limit_val_batches=1)
+    model = {key: value for key, value in TINY_MODEL.items() if key not in common}
+    files = [write_config(folder / 'tiny_shvqvae.py', method='SHRVQVAE', **model, vq_epochs=1, prior_epochs=1,
+                          joint_epochs=0, lr=3e-3, sched='constant', **common)]
+    if openstl_bridge.openstl_available():
+        files.append(write_config(folder / 'tiny_simvp.py', method='SimVP', model_type='gSTA', hid_S=4, hid_T=8,
+                                  N_T=2, N_S=2, spatio_kernel_enc=3, spatio_kernel_dec=3, lr=1e-3,
+                                  sched='onecycle', **common))
+    return files
+
+
+def leaderboard_argv(folder, configs, *more):
+    return ['--configs', *configs, '--baselines', '--epoch', '2', '--train_size', '4', '--test_size', '4',
+            '--data_root', str(folder / 'no_data'), '--device', 'cpu', '--out', str(folder / 'board'),
+            '--throughput-batch', '1', '--throughput-repeats', '1', '--animation-samples', '2', *more]
+
+
+@pytest.fixture(scope='module')
+def board(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('leaderboard')
+    configs = tiny_configs(folder)
+    result = load_tool('leaderboard').main(leaderboard_argv(folder, configs))
+    return folder, configs, result
+
+
+def test_trivial_references():
+    inputs = np.arange(2 * 3 * 1 * 2 * 2, dtype=np.float32).reshape(2, 3, 1, 2, 2)
+    copy = copy_last_frame(inputs, 4)
+    assert copy.shape == (2, 4, 1, 2, 2) and (copy == inputs[:, -1:]).all()
+    mean = mean_frame(inputs, 4)
+    assert mean.shape == (2, 4, 1, 2, 2)
+    np.testing.assert_allclose(mean[:, 2], (inputs[:, 0] + inputs[:, 1] + inputs[:, 2]) / 3)
+    assert list(reference_predictions(inputs, 1)) == ['copy-last-frame', 'mean-frame']
+
+
+def test_tables_are_well_formed(board):
+    folder, configs, result = board
+    out = folder / 'board'
+    md_lines = (out / 'leaderboard.md').read_text().splitlines()
+    header = next(line for line in md_lines if line.startswith('| Method'))
+    assert [cell.strip() for cell in header.strip('|').split('|')] == HEADERS
+    table = [line for line in md_lines if line.startswith('| ') and line != header]
+    assert len(table) == len(configs) + 2 and all(line.count('|') == len(HEADERS) + 1 for line in table)
+    with open(out / 'leaderboard.csv') as handle:
+        rows = list(csv.DictReader(handle))
+    assert [key for key, _, _ in COLUMNS] == list(rows[0])[:len(COLUMNS)]
+    assert [row['method'] for row in rows][-2:] == ['copy-last-frame', 'mean-frame']
+    data = json.loads((out / 'leaderboard.json').read_text())
+    assert data['meta']['test_sequences'] == 4 and data['meta']['epoch'] == 2
+    first = data['rows'][0]
+    assert first['status'] == 'ok' and first['epochs'] == 2 and first['train_steps'] == 2
+    assert first['params'] > 0 and first['flops'] > 0 and first['throughput'] > 0 and first['train_time_s'] > 0
+    if first['lpips'] is None:      # no AlexNet weights here: n/a with the reason
+        assert first['lpips_note'] and 'LPIPS n/a' in (out / 'leaderboard.md').read_text()
+
+
+def test_numbers_are_metric_of_the_saved_predictions(board):
+    folder, configs, result = board
+    rows = {row['label']: row for row in result['rows']}
+    for path in configs:
+        label = osp.splitext(osp.basename(path))[0]
+        saved = folder / 'board' / label / 'saved'
+        preds, trues = np.load(saved / 'preds.npy'), np.load(saved / 'trues.npy')
+        expected, _ = metric(preds, trues, 0.0, 1.0, metrics=['mse', 'mae', 'ssim', 'psnr'])
+        for name, value in expected.items():
+            assert rows[label][name] == pytest.approx(value, rel=1e-9), (label, name)
+    inputs = np.load(folder / 'board' / 'tiny_shvqvae' / 'saved' / 'inputs.npy')
+    trues = np.load(folder / 'board' / 'tiny_shvqvae' / 'saved' / 'trues.npy')
+    copy, _ = metric(np.repeat(inputs[:, -1:], 4, 1), trues, metrics=['mse', 'mae', 'ssim', 'psnr'])
+    assert rows['copy-last-frame']['mse'] == pytest.approx(copy['mse'])
+    assert rows['copy-last-frame']['ssim'] == pytest.approx(copy['ssim'])
+    assert rows['mean-frame']['params'] == 0
+
+
+def test_pictures_exist_and_decode(board):
+    folder, configs, result = board
+    with Image.open(folder / 'board' / 'leaderboard_grid.png') as grid:
+        # two sequences of (inputs, truth, every row) frames of 64 px, plus padding and labels
+        assert grid.size[0] > 4 * 64 and grid.size[1] > 2 * (2 + len(configs) + 2) * 64
+    for label in [osp.splitext(osp.basename(path))[0] for path in configs] + ['copy-last-frame', 'mean-frame']:
+        with Image.open(folder / 'board' / 'animations' / f'{label}.gif') as gif:
+            assert gif.n_frames == 8
+
+
+def test_load_reuses_checkpoints_without_training(board):
+    folder, configs, result = board
+    checkpoint = folder / 'board' / 'tiny_shvqvae' / 'checkpoints' / 'best.ckpt'
+    again = load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--no-references',
+                                                           '--out', str(folder / 'loaded'),
+                                                           '--ckpt', f'tiny_shvqvae={checkpoint}'))
+    before, after = result['rows'][0], again['rows'][0]
+    assert after['mse'] == pytest.approx(before['mse']) and after['train_time_s'] == before['train_time_s']
+    with pytest.raises(FileNotFoundError, match='No checkpoint at'):
+        load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--ckpt',
+                                                       f'tiny_shvqvae={folder / "missing.ckpt"}'))
+
+
+def test_openstl_rows_are_skipped_with_a_reason_without_openstl(monkeypatch, tmp_path):
+    monkeypatch.setattr(openstl_bridge, 'openstl_available', lambda: False)
+    simvp = write_config(tmp_path / 'simvp.py', method='SimVP', model_type='gSTA')
+    entries = build_entries([simvp], ['simvp'], 'mmnist')
+    assert all('not importable' in entry.skip_reason for entry in entries)
+    assert entries[0].display == 'SimVPv2 (gSTA)'
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        build_entries([str(tmp_path / 'nope.py')], [], 'mmnist')
+    with pytest.raises(ValueError, match="Unknown baseline 'predrnn3'"):
+        build_entries([], ['predrnn3'], 'mmnist')
+    tool = load_tool('leaderboard')
+    with pytest.raises(ValueError, match='LABEL:key=value'):
+        tool.parse_overrides(['epoch=3'])
+    assert tool.parse_overrides(['a:epoch=3', 'a:lr=0.1']) == {'a': {'epoch': 3, 'lr': 0.1}}
+    assert markdown_table([{'method': 'x', 'mse': None}]).splitlines()[-1].count('n/a') == len(COLUMNS) - 1

@@ -1,0 +1,100 @@
+"""Train (or load) and test several methods on one dataset with one budget and seed; write a leaderboard.
+
+    python tools/leaderboard.py -d mmnist --configs configs/mmnist/shvqvae.py configs/mmnist/shvqvae_joint.py \\
+        --baselines simvp --epoch 4 --train_size 512 --test_size 256 --out work_dirs/leaderboard_mmnist
+    python tools/leaderboard.py ... --load          # re-test the checkpoints of an earlier run
+
+Writes <out>/leaderboard.{md,csv,json}, <out>/leaderboard_grid.png and <out>/animations/<row>.gif, and one
+experiment folder per entry (<out>/<config name>/: checkpoints, logs, saved/*.npy).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+
+from mmengine.config import DictAction
+
+from openstl_hrvq.benchmark import Budget, CostProtocol, LeaderboardOptions, build_entries, run_leaderboard
+
+
+def _value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict]:
+    """``['LABEL:key=value', ...]`` -> ``{label: {key: value}}``."""
+    overrides: dict[str, dict] = {}
+    for item in items:
+        label, sep, assignment = item.partition(':')
+        key, eq, value = assignment.partition('=')
+        if not sep or not eq or not label or not key:
+            raise ValueError(f'--override {item!r} is not LABEL:key=value, e.g. SimVP_gSTA:train_size=128.')
+        overrides.setdefault(label, {})[key] = _value(value)
+    return overrides
+
+
+def parse_checkpoints(items: list[str]) -> dict[str, str]:
+    """``['LABEL=PATH', ...]`` -> ``{label: path}``."""
+    checkpoints = {}
+    for item in items:
+        label, eq, path = item.partition('=')
+        if not eq or not label or not path:
+            raise ValueError(f'--ckpt {item!r} is not LABEL=PATH, e.g. shvqvae=work_dirs/x/checkpoints/best.ckpt.')
+        checkpoints[label] = path
+    return checkpoints
+
+
+def create_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-d', '--dataname', default='mmnist')
+    parser.add_argument('--configs', nargs='*', default=['configs/mmnist/shvqvae.py'],
+                        help='config files, one row each (the plugin\'s or OpenSTL\'s)')
+    parser.add_argument('--baselines', nargs='*', default=['simvp'],
+                        help="OpenSTL baselines with OpenSTL's own config for the dataset (default: simvp = "
+                             "SimVPv2/gSTA); skipped with a reason when OpenSTL is not importable")
+    parser.add_argument('--epoch', type=int, help='training epochs of every entry (default: each config\'s)')
+    parser.add_argument('--train_size', type=int, help='training sequences per epoch, every entry')
+    parser.add_argument('--test_size', type=int, help='test sequences, every entry')
+    parser.add_argument('--seed', type=int, default=42)
+    parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
+    parser.add_argument('--data_root', default='./data')
+    parser.add_argument('--num_workers', type=int)
+    parser.add_argument('--out', default=None, help='output folder (default: work_dirs/leaderboard_<dataname>)')
+    parser.add_argument('--load', action='store_true', help='test existing checkpoints instead of training')
+    parser.add_argument('--ckpt', nargs='*', default=[], metavar='LABEL=PATH', help='checkpoints for --load')
+    parser.add_argument('--override', nargs='*', default=[], metavar='LABEL:key=value',
+                        help='budget or config override for one entry (stated in the table notes)')
+    parser.add_argument('--cfg-options', '--cfg_options', nargs='+', action=DictAction, default={},
+                        dest='cfg_options', help='key=value overrides for every entry')
+    parser.add_argument('--no-references', action='store_true', help='leave out copy-last-frame and mean-frame')
+    parser.add_argument('--throughput-batch', type=int, default=16)
+    parser.add_argument('--throughput-repeats', type=int, default=5)
+    parser.add_argument('--grid-samples', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--animation-samples', type=int, default=4)
+    parser.add_argument('--animation-format', choices=('gif', 'mp4'), default='gif')
+    return parser
+
+
+def main(argv=None) -> dict:
+    args = create_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s - %(message)s')
+    entries = build_entries(args.configs, args.baselines, args.dataname)
+    budget = Budget(dataname=args.dataname, epoch=args.epoch, train_size=args.train_size, test_size=args.test_size,
+                    seed=args.seed, device=args.device, data_root=args.data_root, num_workers=args.num_workers)
+    options = LeaderboardOptions(
+        load=args.load, checkpoints=parse_checkpoints(args.ckpt), cfg_options=dict(args.cfg_options),
+        overrides=parse_overrides(args.override), references=not args.no_references,
+        protocol=CostProtocol(args.throughput_batch, args.throughput_repeats), grid_samples=tuple(args.grid_samples),
+        animation_samples=args.animation_samples, animation_format=args.animation_format)
+    result = run_leaderboard(entries, budget, args.out or f'work_dirs/leaderboard_{args.dataname}', options)
+    with open(result['files']['md']) as handle:
+        logging.getLogger('leaderboard').info('\n%s', handle.read())
+    return result
+
+
+if __name__ == '__main__':
+    main()
