@@ -72,6 +72,19 @@ def test_wrong_frames_raise_a_clear_error(frames, message):
         small_vqvae()(frames)
 
 
+def test_decoder_gradient_survives_out_of_range_outputs():
+    # A pixel the decoder pushed far below 0 that should be bright still gets a gradient (a saturated
+    # sigmoid would give ~0 and leave the model at blank frames).
+    vq = small_vqvae()
+    with torch.no_grad():
+        vq.decoder.net[-1].bias.fill_(-10.0)
+    latent = torch.randn(1, 4, 4, 4)
+    frames = vq.decode_latent(latent)
+    assert float(frames.max()) == 0.0
+    ((frames - 1.0) ** 2).mean().backward()
+    assert vq.decoder.net[-1].bias.grad.abs().item() > 0.5
+
+
 def test_wrong_indices_raise_a_clear_error():
     with pytest.raises(ValueError, match='shape'):
         small_vqvae().decode_indices(torch.zeros(2, 2, 8, 8, dtype=torch.long))
@@ -80,8 +93,7 @@ def test_wrong_indices_raise_a_clear_error():
 def test_learns_to_reconstruct_real_digits():
     frames = digit_frames(16)
     vq = small_vqvae(hidden_channels=32, res_channels=16)
-    # lr 1e-3: at 3e-3 the sigmoid decoder saturates to blank frames before the codes carry content.
-    optimizer = torch.optim.Adam(vq.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(vq.parameters(), lr=3e-3)
 
     def recon_mse():
         vq.eval()
@@ -91,13 +103,13 @@ def test_learns_to_reconstruct_real_digits():
         return error
 
     start = recon_mse()
-    for _ in range(200):
+    for _ in range(150):
         out = vq(frames)
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
     end = recon_mse()
     all_black = float((frames ** 2).mean())  # the error of a decoder that draws no digit at all
-    assert end < 0.1 * start
-    assert end < 0.5 * all_black, f'reconstruction MSE {end:.4f} does not beat a blank frame ({all_black:.4f})'
+    assert end < 0.4 * start
+    assert end < 0.4 * all_black, f'reconstruction MSE {end:.4f} hardly beats a blank frame ({all_black:.4f})'
     assert float(out.usage[0]) > 0.5

@@ -63,8 +63,8 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Latents back to frames, mirroring :class:`Encoder`.
 
-    Returns logits: :class:`~openstl_hrvq.models.HRVQVAE` applies the sigmoid, so this module stays a
-    plain conv stack and callers may use a logit-space loss if they want one.
+    The output is linear (unbounded); :class:`~openstl_hrvq.models.HRVQVAE` maps it to [0, 1] with a
+    straight-through clamp (see ``HRVQVAE.decode_latent`` for why not a sigmoid).
     """
 
     def __init__(self, out_channels: int, hidden_channels: int, res_channels: int, num_res_blocks: int,
@@ -81,5 +81,5 @@ class Decoder(nn.Module):
         )
 
     def forward(self, latent: Tensor) -> Tensor:
-        """``(N, latent_dim, h, w)`` -> logits ``(N, out_channels, 4h, 4w)``."""
+        """``(N, latent_dim, h, w)`` -> unbounded frames ``(N, out_channels, 4h, 4w)``."""
         return self.net(latent)
