@@ -143,12 +143,12 @@ class CausalContextTrunk(nn.Module):
         frames = frames.contiguous(memory_format=torch.channels_last_3d)
         height, width = frames.shape[-2:]
 
-        local_past = state.local_past
-        if local_past is None:
-            local_past = frames.new_zeros(*frames.shape[:2], self.local.temporal_kernel - 1, height, width)
-        history = torch.cat([local_past, frames], dim=2)
-        local, new_local_past = self.local(frames[:, :, first_output:],
-                                           history[:, :, first_output:first_output + local_past.shape[2]])
+        history = self.local.temporal_kernel - 1
+        past = state.local_past
+        if past is None:
+            past = frames.new_zeros(*frames.shape[:2], history, height, width)
+        past = torch.cat([past, frames[:, :, :first_output]], dim=2)[:, :, -history:]
+        local, local_past = self.local(frames[:, :, first_output:], past)
 
         x = self.down(F.pad(frames, (0, width % 2, 0, height % 2)))
         block_pasts, attention_caches = [], []
@@ -163,7 +163,7 @@ class CausalContextTrunk(nn.Module):
                 attention_index += 1
         global_context = self.up(x[:, :, first_output:])[..., :height, :width]
         context = local + global_context
-        return context, TrunkState(new_local_past, block_pasts, attention_caches)
+        return context, TrunkState(local_past, block_pasts, attention_caches)
 
 
 class GatedResidualBlock2d(nn.Module):
@@ -241,11 +241,10 @@ class LayerDecoder(nn.Module):
     def forward(self, features: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
         """features (N, n, E, *spatial) for the n layers `layers` -> logits (N, n, M, *spatial)."""
         layers = list(layers)
-        x = features.movedim(2, -1) + self.layer_embedding[layers].view(1, len(layers), *[1] * (features.dim() - 3), -1)
-        hidden = F.relu(self.hidden(x))
+        broadcast = (1, len(layers)) + (1,) * (features.dim() - 3) + (-1,)
+        hidden = F.relu(self.hidden(features.movedim(2, -1) + self.layer_embedding[layers].view(broadcast)))
         logits = torch.einsum('nl...e,lme->nl...m', hidden, self.out_weight[layers])
-        logits = logits + self.out_bias[layers].view(1, len(layers), *[1] * (features.dim() - 3), -1)
-        return logits.movedim(-1, 2)
+        return (logits + self.out_bias[layers].view(broadcast)).movedim(-1, 2)
 
 
 def _choose(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -279,6 +278,9 @@ class STPixelCNN(nn.Module):
                              f"and {codebook_size}.")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
+        if num_blocks < 1 or hidden_channels < 2:
+            raise ValueError(f"STPixelCNN needs num_blocks >= 1 and hidden_channels >= 2, got {num_blocks} "
+                             f"and {hidden_channels}.")
         self.num_layers = num_layers
         self.codebook_size = codebook_size
         self.max_frames = max_frames

@@ -1,22 +1,19 @@
-"""Causal spatiotemporal self-attention over (t, h, w) voxels with pooled keys.
+"""Causal spatiotemporal self-attention over (t, h, w) voxels, made cheap enough for a CPU.
 
 Full self-attention over every voxel of a clip costs O((T h w)^2): for 20 frames of a 16x16 token grid at
-batch 16 that is a 5120 x 5120 map per head and sequence, far too slow on a CPU. This layer keeps attention
-genuinely spatiotemporal -- every query voxel (t, y, x) may attend to any voxel (t', y', x') of any frame
-t' <= t -- but makes it cheap in two ways:
+batch 16 that is a 5120 x 5120 score map per head and sequence, far too slow on a CPU. This layer stays
+genuinely spatiotemporal -- a voxel of frame t may attend to any place of any frame t' <= t -- but
 
-* keys and values are average-pooled over `key_stride` x `key_stride` cells (fine local detail reaches the
-  model through the convolutions; attention's job is long-range and long-term context), and
-* the causal mask is block-triangular in time, so queries are processed one frame at a time against only
-  the frames they may see: the masked half of the map is never computed, no (N, N) mask is built, and the
-  same code serves incremental decoding with a key/value cache.
-
-With the prior's trunk at 8x8 and key_stride 2, a 20-frame clip costs 20 x 64 queries against at most
-20 x 16 keys: about 1/32 of the multiply-adds of full voxel attention at the token grid's resolution.
-
-Time enters through a learned per-head bias on the frame distance t - t' (relative, hence stationary in
-time; `max_frames` bounds it) and space through fixed sinusoidal encodings of (y, x) added to queries and
-keys.
+* attends on a coarser voxel grid: queries, keys and values are average-pooled over `stride` x `stride`
+  cells and the result is broadcast back to them. Fine local detail reaches the prior through its
+  convolutions; attention's job is long-range, long-term context. In the prior's trunk (8x8 at the
+  Moving-MNIST defaults) this is 20 x 16 voxels per clip: 1/256 of the score map of full voxel attention.
+* masks causally by frame blocks (t' <= t) with a learned per-head bias on the frame distance t - t'
+  (relative, hence stationary in time; `max_frames` bounds it). Space enters through fixed sinusoidal
+  encodings of (y, x) added to queries and keys.
+* keeps keys and values of past frames in a cache, so incremental decoding feeds one frame at a time and
+  gets exactly what a call on the whole clip gives. Long clips are processed in chunks of query frames,
+  each against only the frames it may see, which bounds memory (`max_scores`).
 """
 import math
 from dataclasses import dataclass
@@ -27,19 +24,23 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def sinusoidal_grid_encoding(height: int, width: int, dim: int, stride: float, device, dtype) -> torch.Tensor:
-    """Fixed 2D sinusoidal position encoding of a grid whose cells are `stride` query cells wide.
+def sinusoidal_grid_encoding(height: int, width: int, dim: int, stride_h: int, stride_w: int, device, dtype
+                             ) -> torch.Tensor:
+    """Fixed 2D sinusoidal position encoding of a grid pooled by stride_h x stride_w from the input grid.
 
-    Returns (height * width, dim): half the channels encode the row centre, half the column centre, in the
-    coordinates of the query grid so that pooled keys and queries share one frame of reference.
+    Returns (height * width, dim): half the channels encode the row centre, half the column centre, in
+    input-grid coordinates (so the encoding of a place does not depend on the pooling).
     """
     quarter = max(dim // 4, 1)
     freqs = torch.exp(-math.log(100.0) * torch.arange(quarter, device=device, dtype=torch.float32) / quarter)
-    offset = (stride - 1) / 2
-    rows = (torch.arange(height, device=device, dtype=torch.float32) * stride + offset)[:, None] * freqs
-    cols = (torch.arange(width, device=device, dtype=torch.float32) * stride + offset)[:, None] * freqs
-    row_enc = torch.cat([rows.sin(), rows.cos()], dim=1)[:, None, :].expand(height, width, 2 * quarter)
-    col_enc = torch.cat([cols.sin(), cols.cos()], dim=1)[None, :, :].expand(height, width, 2 * quarter)
+
+    def encode(size: int, stride: int) -> torch.Tensor:
+        centres = torch.arange(size, device=device, dtype=torch.float32) * stride + (stride - 1) / 2
+        angles = centres[:, None] * freqs
+        return torch.cat([angles.sin(), angles.cos()], dim=1)                  # (size, 2 * quarter)
+
+    row_enc = encode(height, stride_h)[:, None, :].expand(height, width, 2 * quarter)
+    col_enc = encode(width, stride_w)[None, :, :].expand(height, width, 2 * quarter)
     enc = torch.cat([row_enc, col_enc], dim=2).reshape(height * width, 4 * quarter)
     return F.pad(enc, (0, dim - enc.shape[1])).to(dtype)
 
@@ -96,11 +97,12 @@ class CausalSpatioTemporalAttention(nn.Module):
         if start + t > self.max_frames:
             raise ValueError(f"Attention was built for at most max_frames={self.max_frames} frames but got "
                              f"{start + t}; build the prior with a larger max_frames.")
-        pooled = F.avg_pool3d(x, (1, self.stride, self.stride), ceil_mode=True)    # (B, C, T, h', w')
+        stride_h, stride_w = min(self.stride, h), min(self.stride, w)
+        pooled = F.avg_pool3d(x, (1, stride_h, stride_w), ceil_mode=True)          # (B, C, T, h', w')
         gh, gw = pooled.shape[-2:]
         cells = gh * gw
         tokens = self.norm(pooled.permute(0, 2, 3, 4, 1).reshape(b, t, cells, c))
-        position = sinusoidal_grid_encoding(gh, gw, c, self.stride, x.device, x.dtype)
+        position = sinusoidal_grid_encoding(gh, gw, c, stride_h, stride_w, x.device, x.dtype)
         queries = self._heads(self.query(tokens + position).flatten(1, 2))       # (B, heads, T*cells, d)
         keys = self._heads(self.key(tokens + position).flatten(1, 2))
         values = self._heads(self.value(tokens).flatten(1, 2))
@@ -122,5 +124,5 @@ class CausalSpatioTemporalAttention(nn.Module):
                 values[:, :, :visible * cells], attn_mask=mask[None].to(queries.dtype)))
         update = self.out(torch.cat(attended, dim=2).transpose(1, 2).flatten(2))   # (B, T*cells, C)
         update = update.view(b, t, gh, gw, c).permute(0, 4, 1, 2, 3)
-        update = update.repeat_interleave(self.stride, 3).repeat_interleave(self.stride, 4)[..., :h, :w]
+        update = update.repeat_interleave(stride_h, 3).repeat_interleave(stride_w, 4)[..., :h, :w]
         return x + update, AttentionCache(keys, values, start + t)
