@@ -17,7 +17,7 @@ from openstl_hrvq.metrics import metric
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHRVQVAE = ['vq_layers=2', 'vq_hidden=8', 'vq_res_hidden=4', 'vq_res_blocks=1', 'prior_hidden=8',
-                 'prior_blocks=1', 'prior_heads=2']
+                 'prior_blocks=1', 'prior_heads=2', 'no_display_method_info=True']
 
 
 def marker_sequences(num_sequences=3):
@@ -178,11 +178,14 @@ def test_tool_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     tool = load_tool()
     out = tmp_path / 'out'
-    results = tool.main(['--methods', 'shrvqvae', '--train_sets', 'n6', '--epoch', '2', '--train_size', '2',
-                         '--test_size', '1', '--eval_size', '2', '--batch_size', '4', '--device', 'cpu',
-                         '--figure_rows', 'n3',
-                         '--res_dir', str(tmp_path / 'wd'), '--out_dir', str(out),
-                         '--shrvqvae-options', *TINY_SHRVQVAE])
+    threads = torch.get_num_threads()
+    try:
+        results = tool.main(['--methods', 'shrvqvae', '--train_sets', 'n6', '--epoch', '2', '--train_size', '2',
+                             '--test_size', '1', '--eval_size', '2', '--batch_size', '4', '--device', 'cpu',
+                             '--threads', '1', '--figure_rows', 'n3', '--res_dir', str(tmp_path / 'wd'),
+                             '--out_dir', str(out), '--shrvqvae-options', *TINY_SHRVQVAE])
+    finally:
+        torch.set_num_threads(threads)
     assert list(results['n6']) == ['S-HR-VQVAE', 'copy input']
     assert list(results['n6']['S-HR-VQVAE']) == list(ROWS)
     assert '| test set | N | MSE (S-HR-VQVAE) | MAE (S-HR-VQVAE) | SSIM (S-HR-VQVAE) | MSE (copy input)' in (

@@ -19,6 +19,7 @@ import os
 import os.path as osp
 import time
 
+import torch
 from mmengine.config import DictAction
 
 from openstl_hrvq import openstl_bridge
@@ -49,6 +50,8 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
     parser.add_argument('--num_workers', type=int, default=0)
     parser.add_argument('--seed', type=int, default=42)
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads (on a shared machine 1 is often fastest; default: torch\'s choice)')
     parser.add_argument('--res_dir', default='work_dirs', help='where the runner keeps each experiment')
     parser.add_argument('--out_dir', default='work_dirs/interp_benchmark', help='tables, figures, predictions')
     parser.add_argument('--load', action='store_true', help='skip training: score each experiment\'s best.ckpt')
@@ -116,6 +119,8 @@ def budget_note(runs: list[dict], args) -> str:
 def main(argv=None) -> dict:
     args = create_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s - %(message)s')
+    if args.threads:
+        torch.set_num_threads(args.threads)
     methods = available_methods(args.methods)
     results, runs = {}, []
     reference, _ = evaluate(copy_nearest_input, eval_size=args.eval_size)

@@ -57,7 +57,6 @@ INTENSITY_RANGE = (0.3, 1.0)
 
 NOISE_STD = 0.1
 TRAIN_SETS = ('n6', 'n6-all')
-WINDOW_KINDS = ('clean', 'reversed', 'noise', 'miss', 'aug')
 
 
 @dataclass(frozen=True)
@@ -221,9 +220,9 @@ def corrupt_inputs(inputs: torch.Tensor, noise: bool, missing: int, generator: t
 def window_table(num_sequences: int, train_set: str, seed: int = SEED) -> np.ndarray:
     """Every training window of ``train_set`` as rows ``(sequence, start, reversed, noise, missing)``.
 
-    ``start`` indexes :func:`training_frames`; ``missing`` is the blanked input frame or -1. Rows come in blocks
-    of one :data:`WINDOW_KINDS` entry each (clean first). Each corrupted copy is taken from the forward or the
-    reversed window with equal odds, so robustness is learnt in both directions.
+    ``start`` indexes :func:`training_frames`; ``missing`` is the blanked input frame or -1. Rows come in blocks:
+    clean, then for ``n6-all`` reversed, noise, miss and noise + miss. Each corrupted copy is taken from the
+    forward or the reversed window with equal odds, so robustness is learnt in both directions.
 
     Returns:
         int64 ``(num_sequences * 4 * k, 5)`` with k = 1 for ``n6`` and 5 for ``n6-all``.
