@@ -6,8 +6,8 @@ dataname = 'mmnist'
 vq_layers = 3
 vq_codebook_size = 4
 vq_latent_dim = 4
-vq_hidden = 64
-vq_res_hidden = 32
+vq_hidden = 48
+vq_res_hidden = 24
 vq_res_blocks = 2
 vq_beta = 0.25
 vq_ema = True
@@ -20,17 +20,17 @@ prior_kernel = 3
 decode_order = 'parallel'
 sample_temperature = 0.0
 # stage schedule (epochs; scaled proportionally when --epoch changes the total)
-vq_epochs = 2
-prior_epochs = 3
+vq_epochs = 3
+prior_epochs = 4
 joint_epochs = 0
 # training (Adam; a higher lr than the paper's 3e-4 for the short budget)
-epoch = 5
+epoch = 7
 batch_size = 16
 val_batch_size = 16
 lr = 1e-3
 sched = 'constant'
 # CPU budget: fewer sequences per epoch, a test subset, a short validation
-train_size = 512
+train_size = 1024
 test_size = 256
 limit_val_batches = 4
 num_workers = 2
