@@ -51,7 +51,7 @@ class HRVQVAE(nn.Module):
         num_layers, codebook_size, beta, layer_betas, ema, decay, dead_code_threshold: of the quantizer.
     """
 
-    def __init__(self, in_channels: int = 1, hidden_channels: int = 64, res_channels: int = 32,
+    def __init__(self, in_channels: int = 1, hidden_channels: int = 48, res_channels: int = 24,
                  num_res_blocks: int = 2, latent_dim: int = 4, num_layers: int = 3, codebook_size: int = 4,
                  beta: float = 0.25, layer_betas: Optional[Sequence[float]] = None, ema: bool = True,
                  decay: float = 0.99, dead_code_threshold: float = 1.0):
