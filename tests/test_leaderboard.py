@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from openstl_hrvq import openstl_bridge
-from openstl_hrvq.benchmark import COLUMNS, build_entries, copy_last_frame, mean_frame, reference_predictions
+from openstl_hrvq.benchmark import (COLUMNS, build_entries, copy_last_frame, mean_frame, merge_leaderboards,
+                                   reference_predictions)
 from openstl_hrvq.benchmark.table import markdown_table
 from openstl_hrvq.metrics import metric
 from tests.helpers import TINY_MODEL
@@ -118,7 +119,7 @@ def test_pictures_exist_and_decode(board):
             assert gif.n_frames == 8
 
 
-def test_load_reuses_checkpoints_without_training(board):
+def test_load_reuses_checkpoints_and_merge_combines_runs(board):
     folder, configs, result = board
     checkpoint = folder / 'board' / 'tiny_shvqvae' / 'checkpoints' / 'best.ckpt'
     again = load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--no-references',
@@ -126,6 +127,12 @@ def test_load_reuses_checkpoints_without_training(board):
                                                            '--ckpt', f'tiny_shvqvae={checkpoint}'))
     before, after = result['rows'][0], again['rows'][0]
     assert after['mse'] == pytest.approx(before['mse']) and after['train_time_s'] == before['train_time_s']
+    boards = [str(folder / 'board' / 'leaderboard.json'), str(folder / 'loaded' / 'leaderboard.json')]
+    with pytest.raises(ValueError, match="'tiny_shvqvae' appears in two"):
+        merge_leaderboards(boards, str(folder / 'merged'))
+    merged = merge_leaderboards(boards[:1], str(folder / 'merged'))
+    assert [row['mse'] for row in merged['rows']] == [row['mse'] for row in result['rows']]
+    assert osp.isfile(merged['files']['grid'])
     with pytest.raises(FileNotFoundError, match='No checkpoint at'):
         load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--ckpt',
                                                        f'tiny_shvqvae={folder / "missing.ckpt"}'))

@@ -17,7 +17,6 @@ import csv
 import glob
 import json
 import logging
-import math
 import os
 import os.path as osp
 
@@ -44,8 +43,6 @@ DEFAULT_CONFIG_PATTERNS = ('configs/*/shvqvae*.py',)
 def _json_default(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
-    if isinstance(value, float) and math.isinf(value):
-        return None
     raise TypeError(f'{type(value).__name__} is not JSON serialisable')
 
 

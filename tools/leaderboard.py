@@ -3,6 +3,7 @@
     python tools/leaderboard.py -d mmnist --configs configs/mmnist/shvqvae.py configs/mmnist/shvqvae_joint.py \\
         --baselines simvp --epoch 4 --train_size 512 --test_size 256 --out work_dirs/leaderboard_mmnist
     python tools/leaderboard.py ... --load          # re-test the checkpoints of an earlier run
+    python tools/leaderboard.py --merge a/leaderboard.json b/leaderboard.json --out merged   # one table, one grid
 
 Writes <out>/leaderboard.{md,csv,json}, <out>/leaderboard_grid.png and <out>/animations/<row>.gif, and one
 experiment folder per entry (<out>/<config name>/: checkpoints, logs, saved/*.npy).
@@ -15,7 +16,8 @@ import logging
 
 from mmengine.config import DictAction
 
-from openstl_hrvq.benchmark import Budget, CostProtocol, LeaderboardOptions, build_entries, run_leaderboard
+from openstl_hrvq.benchmark import (Budget, CostProtocol, LeaderboardOptions, build_entries, merge_leaderboards,
+                                   run_leaderboard)
 
 
 def _value(text: str):
@@ -65,6 +67,8 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument('--num_workers', type=int)
     parser.add_argument('--out', default=None, help='output folder (default: work_dirs/leaderboard_<dataname>)')
     parser.add_argument('--load', action='store_true', help='test existing checkpoints instead of training')
+    parser.add_argument('--merge', nargs='+', metavar='LEADERBOARD_JSON',
+                        help='merge earlier runs on the same test sequences into one table and grid (no training)')
     parser.add_argument('--ckpt', nargs='*', default=[], metavar='LABEL=PATH', help='checkpoints for --load')
     parser.add_argument('--override', nargs='*', default=[], metavar='LABEL:key=value',
                         help='budget or config override for one entry (stated in the table notes)')
@@ -76,21 +80,27 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument('--grid-samples', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--animation-samples', type=int, default=4)
     parser.add_argument('--animation-format', choices=('gif', 'mp4'), default='gif')
+    parser.add_argument('--note', action='append', default=[], help='a line for the notes under the table')
     return parser
 
 
 def main(argv=None) -> dict:
     args = create_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s - %(message)s')
-    entries = build_entries(args.configs, args.baselines, args.dataname)
-    budget = Budget(dataname=args.dataname, epoch=args.epoch, train_size=args.train_size, test_size=args.test_size,
-                    seed=args.seed, device=args.device, data_root=args.data_root, num_workers=args.num_workers)
+    out = args.out or f'work_dirs/leaderboard_{args.dataname}'
     options = LeaderboardOptions(
         load=args.load, checkpoints=parse_checkpoints(args.ckpt), cfg_options=dict(args.cfg_options),
         overrides=parse_overrides(args.override), references=not args.no_references,
         protocol=CostProtocol(args.throughput_batch, args.throughput_repeats), grid_samples=tuple(args.grid_samples),
-        animation_samples=args.animation_samples, animation_format=args.animation_format)
-    result = run_leaderboard(entries, budget, args.out or f'work_dirs/leaderboard_{args.dataname}', options)
+        animation_samples=args.animation_samples, animation_format=args.animation_format, notes=tuple(args.note))
+    if args.merge:
+        result = merge_leaderboards(args.merge, out, options)
+    else:
+        entries = build_entries(args.configs, args.baselines, args.dataname)
+        budget = Budget(dataname=args.dataname, epoch=args.epoch, train_size=args.train_size,
+                        test_size=args.test_size, seed=args.seed, device=args.device, data_root=args.data_root,
+                        num_workers=args.num_workers)
+        result = run_leaderboard(entries, budget, out, options)
     with open(result['files']['md']) as handle:
         logging.getLogger('leaderboard').info('\n%s', handle.read())
     return result

@@ -105,10 +105,19 @@ def corrupt(frames: torch.Tensor, corruption: str, level, generator: torch.Gener
 
 
 def snr_db(clean: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
-    """Per-frame SNR in dB of ``corrupted`` against ``clean``: ``(N, C, H, W)`` -> ``(N,)``."""
+    """Per-frame SNR in dB of ``corrupted`` against ``clean``: ``(N, C, H, W)`` -> ``(N,)`` (inf: unchanged frame)."""
     signal = clean.double().square().mean(dim=(1, 2, 3))
     error = (corrupted.double() - clean.double()).square().mean(dim=(1, 2, 3))
     return 10 * torch.log10(signal / error)
+
+
+def pooled_snr_db(clean: torch.Tensor, corrupted: torch.Tensor) -> float:
+    """SNR in dB of all frames together, ``10 log10(sum x^2 / sum (y - x)^2)``; finite unless nothing changed.
+
+    Equal to every frame's SNR when all frames have the same one (the noise corruption).
+    """
+    error = (corrupted.double() - clean.double()).square().sum()
+    return float('inf') if error == 0 else float(10 * torch.log10(clean.double().square().sum() / error))
 
 
 @torch.no_grad()
@@ -128,9 +137,10 @@ def evaluate_robustness(model, inputs: np.ndarray, trues: np.ndarray, conditions
 
     Returns:
         ``{'rows': [...], 'examples': {...}}``: a row per condition with ``corruption``, ``level``,
-        ``condition``, ``input_snr_db`` (measured), ``recon_mse``, ``recon_ssim``, ``pred_mse``, ``pred_ssim``
-        (MSE: per-frame sums); ``examples`` holds, per condition, the first sequence's last corrupted input
-        frame, its reconstruction and the first predicted frame, for the figure.
+        ``condition``, ``input_snr_db`` (measured over all corrupted frames; None when nothing changed),
+        ``recon_mse``, ``recon_ssim``, ``pred_mse``, ``pred_ssim`` (MSE: per-frame sums); ``examples`` holds,
+        per condition, the first sequence's last corrupted input frame, its reconstruction and the first
+        predicted frame, for the figure.
     """
     generator = torch.Generator().manual_seed(seed)
     clean = torch.as_tensor(inputs, dtype=torch.float32)
@@ -143,7 +153,8 @@ def evaluate_robustness(model, inputs: np.ndarray, trues: np.ndarray, conditions
         preds = _batched(lambda x: model(x.to(device)).cpu(), corrupted[:num_predict], batch_size)
         recon_scores, _ = metric(recon.numpy(), inputs, metrics=['mse', 'ssim'], return_log=False)
         pred_scores, _ = metric(preds.numpy(), trues[:num_predict], metrics=['mse', 'ssim'], return_log=False)
-        measured = float('inf') if corruption == 'clean' else float(snr_db(flat_clean, flat_corrupted).mean())
+        measured = pooled_snr_db(flat_clean, flat_corrupted)
+        measured = None if math.isinf(measured) else measured
         name = condition_name(corruption, level)
         rows.append({'corruption': corruption, 'level': level, 'condition': name, 'input_snr_db': measured,
                      'recon_mse': recon_scores['mse'], 'recon_ssim': recon_scores['ssim'],
@@ -158,7 +169,7 @@ def robustness_markdown(rows: list[dict]) -> str:
     lines = ['| Condition | Input SNR (dB) | Recon MSE ↓ | Recon SSIM ↑ | Pred MSE ↓ | Pred SSIM ↑ |',
              '|---|---:|---:|---:|---:|---:|']
     for row in rows:
-        snr = 'clean' if math.isinf(row['input_snr_db']) else f"{row['input_snr_db']:.1f}"
+        snr = '-' if row['input_snr_db'] is None else f"{row['input_snr_db']:.1f}"
         lines.append(f"| {row['condition']} | {snr} | {row['recon_mse']:.2f} | {row['recon_ssim']:.4f} | "
                      f"{row['pred_mse']:.2f} | {row['pred_ssim']:.4f} |")
     return '\n'.join(lines)

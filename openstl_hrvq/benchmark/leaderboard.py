@@ -20,7 +20,7 @@ from openstl_hrvq.benchmark.entries import Entry, openstl_root
 from openstl_hrvq.benchmark.references import reference_predictions
 from openstl_hrvq.benchmark.runner import Budget, CostProtocol, EntryRun, entry_config, load_saved, run_entry
 from openstl_hrvq.benchmark.scoring import lpips_unavailable_reason, score_predictions
-from openstl_hrvq.benchmark.table import write_tables
+from openstl_hrvq.benchmark.table import read_rows, write_tables
 from openstl_hrvq.visualization import animation_frames, prediction_grid, save_animation, save_image
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class LeaderboardOptions:
         references: add the copy-last-frame and mean-frame rows.
         grid_samples: test sequences shown in the grid; animation_samples: sequences per animation.
         animation_format: 'gif' or 'mp4'.
+        notes: free text added to the notes under the table (e.g. the machine's load).
     """
 
     load: bool = False
@@ -62,6 +63,7 @@ class LeaderboardOptions:
     grid_samples: tuple = (0, 1)
     animation_samples: int = 4
     animation_format: str = 'gif'
+    notes: tuple = ()
 
 
 def reference_test_set(budget: Budget) -> TestSet:
@@ -162,7 +164,8 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
             log.warning('Skipping %s: %s', entry.label, entry.skip_reason)
             rows.append(skipped_row(entry))
             continue
-        config = entry_config(entry, budget, out_dir, {**options.cfg_options, **options.overrides.get(entry.label, {})})
+        overrides = {**options.cfg_options, **options.overrides.get(entry.label, {})}
+        config = entry_config(entry, budget, out_dir, overrides)
         run = run_entry(entry, config, options.load, options.checkpoints.get(entry.label), options.protocol)
         devices.add(run.device)
         saved = load_saved(run.save_dir)
@@ -175,13 +178,13 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
     if test_set is None:
         test_set = reference_test_set(budget)
     if options.references:
-        num_future = test_set.trues.shape[1]
-        for name, preds in reference_predictions(test_set.inputs, num_future).items():
+        for name, preds in reference_predictions(test_set.inputs, test_set.trues.shape[1]).items():
             scores = score_predictions(preds, test_set.trues, test_set.mean, test_set.std, lpips_reason is None)
             rows.append(reference_row(name, scores, lpips_reason))
             predictions[name] = preds
-    notes = [f'{label}: budget overridden with ' + ', '.join(f'{k}={v}' for k, v in keys.items())
-             for label, keys in options.overrides.items()]
+    notes = list(options.notes)
+    notes += [f'{label}: budget overridden with ' + ', '.join(f'{key}={value}' for key, value in keys.items())
+              for label, keys in options.overrides.items()]
     if options.load:
         notes.append('Loaded existing checkpoints (--load); training times are those recorded when they were trained.')
     meta = {'dataname': budget.dataname, 'test_sequences': int(len(test_set.trues)),
@@ -196,4 +199,54 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
     if predictions:
         files.update(draw_pictures(test_set, predictions, out_dir, options))
     log.info('Leaderboard written to %s', files['md'])
+    return {'rows': rows, 'meta': meta, 'files': files}
+
+
+def _run_summary(path: str, meta: dict) -> str:
+    options = ', '.join(f'{key}={value}' for key, value in (meta.get('cfg_options') or {}).items())
+    return f"{osp.dirname(path) or '.'}: {meta['budget']}" + (f'; every entry {options}' if options else '')
+
+
+def merge_leaderboards(paths: list[str], out_dir: str, options: LeaderboardOptions | None = None) -> dict:
+    """One table and one picture from several leaderboard runs scored on the same test sequences.
+
+    Useful when one method gets a longer budget than the others: every method row keeps its own epochs,
+    sequences and steps, and the notes name each run's budget. The trivial references come from the
+    first run; every run's saved test sequences must equal the first run's.
+
+    Returns:
+        ``{'rows': [...], 'meta': {...}, 'files': {name: path}}``, like :func:`run_leaderboard`.
+    """
+    options = options or LeaderboardOptions()
+    rows, predictions, test_set, references, metas = [], {}, None, [], []
+    for path in paths:
+        run_rows, meta = read_rows(path)
+        metas.append((path, meta))
+        for row in run_rows:
+            if row.get('source') == 'reference':
+                references += [] if len(metas) > 1 else [row]
+                continue
+            if row['label'] in predictions:
+                raise ValueError(f"Row '{row['label']}' appears in two of the merged leaderboards: merge runs of "
+                                 f"different configs, or rename one config.")
+            rows.append(row)
+            if row.get('status') != 'ok':
+                continue
+            saved = load_saved(row['work_dir'])
+            test_set = test_set or TestSet(saved['inputs'], saved['trues'])
+            check_same_sequences(saved, test_set, row['label'])
+            predictions[row['label']] = saved['preds']
+    if test_set is None:
+        raise ValueError(f'None of {paths} has a tested method row to merge.')
+    if options.references:
+        rows += references
+        predictions.update(reference_predictions(test_set.inputs, test_set.trues.shape[1]))
+    first = metas[0][1]
+    meta = dict(first, budget='per row (Epochs, Train seq/epoch and Steps columns)', cfg_options={}, overrides={},
+                merged_from=[path for path, _ in metas],
+                notes=list(options.notes) + [f'Merged runs -- {_run_summary(path, meta)}' for path, meta in metas]
+                + [note for _, meta in metas for note in meta.get('notes', [])])
+    files = write_tables(rows, meta, out_dir)
+    files.update(draw_pictures(test_set, predictions, out_dir, options))
+    log.info('Merged leaderboard written to %s', files['md'])
     return {'rows': rows, 'meta': meta, 'files': files}

@@ -66,6 +66,9 @@ def markdown_report(rows: list[dict], meta: dict) -> str:
              f"{meta['throughput_protocol']}. Train time: wall clock of training (validation included) on "
              f"this machine.",
              '- copy-last-frame: the last input frame repeated; mean-frame: the mean input frame repeated.']
+    if meta.get('cfg_options'):
+        notes.append('- Config overrides for every entry: '
+                     + ', '.join(f'{key}={value}' for key, value in meta['cfg_options'].items()) + '.')
     lpips_notes = sorted({row['lpips_note'] for row in rows if row.get('lpips_note')})
     notes.extend(f'- LPIPS n/a: {note}.' for note in lpips_notes)
     for row in rows:
