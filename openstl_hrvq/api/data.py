@@ -49,7 +49,9 @@ def openstl_can_load(dataname: str, data_root: str) -> bool:
 def build_dataloaders(config: dict):
     """``(train, val, test, source)`` for ``config['dataname']``; ``source`` is 'openstl' or 'openstl_hrvq'."""
     dataname, data_root = config['dataname'], config['data_root']
-    kwargs = {key: config[key] for key in LOADER_KEYS if config.get(key) is not None}
+    # The dataset's own parameters (e.g. tdigits' train_set) travel too, so a config can override them.
+    keys = set(LOADER_KEYS) | set(all_dataset_parameters().get(dataname, {})) - {'metrics', 'total_length'}
+    kwargs = {key: config[key] for key in sorted(keys) if config.get(key) is not None}
     common = dict(batch_size=config['batch_size'], val_batch_size=config['val_batch_size'],
                   num_workers=config['num_workers'], data_root=data_root, dist=bool(config.get('dist')))
     if openstl_can_load(dataname, data_root):
