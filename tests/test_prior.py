@@ -95,6 +95,20 @@ def test_cached_predict_equals_naive_predict(order):
     assert torch.equal(prior.predict(context, 2, order=order), expected)
 
 
+def test_incremental_raster_head_equals_whole_frame_head():
+    """Row-by-row, position-by-position features of the raster head equal its whole-frame features."""
+    head = tiny_prior(kernel_size=5).raster_head
+    tokens, context = torch.randn(2, 8, 6, 7, dtype=torch.double), torch.randn(2, 8, 6, 7, dtype=torch.double)
+    with torch.no_grad():
+        expected = head(tokens, context)
+        conditioning = head.conditioning(context)
+        for row in range(6):
+            state = head.start_row(tokens, conditioning, row)
+            for col in range(7):
+                torch.testing.assert_close(head.feature_at(tokens, conditioning, state, row, col),
+                                           expected[:, :, row, col])
+
+
 @pytest.mark.parametrize('order', ORDERS)
 def test_prior_learns_and_reproduces_a_fixed_sequence(order):
     """The prior drives the CE of a tiny fixed code sequence near zero and then predicts it exactly."""

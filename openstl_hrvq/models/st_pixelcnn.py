@@ -19,9 +19,6 @@ tree (global index g_i = g_{i-1} * M + k_i, one table of M**i rows per layer) an
 the prefix sum S_i of the path embeddings of layers < i -- the prior's analogue of the quantizer's partial
 sums e^1 + ... + e^i.
 """
-import copy
-import logging
-import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -33,8 +30,6 @@ from ..modules.attention import AttentionCache, CausalSpatioTemporalAttention
 from ..modules.masked_conv import CausalConv3d, GatedCausalBlock3d, GatedPixelCNNLayer, gate
 
 __all__ = ['STPixelCNN', 'PathEmbedding', 'CausalContextTrunk']
-
-logger = logging.getLogger(__name__)
 
 DECODE_ORDERS = ('raster', 'parallel')
 MAX_PATH_ROWS = 1 << 20
@@ -191,26 +186,39 @@ class ParallelHead(nn.Module):
         self.layer_embedding = nn.Parameter(torch.zeros(num_layers, dim, 1, 1))
         self.blocks = nn.Sequential(*(GatedResidualBlock2d(dim, kernel_size) for _ in range(depth)))
 
-    def forward(self, known: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-        """known (N, n, E, h, w): context + S_i for the n layers `layers` -> features (N, n, E, h, w)."""
-        x = known + self.layer_embedding[list(layers)]
-        features = self.blocks(x.flatten(0, 1).contiguous(memory_format=torch.channels_last))
-        return features.unflatten(0, x.shape[:2])
+    def forward(self, known: torch.Tensor) -> torch.Tensor:
+        """known (N, L, E, h, w): context + S_i for every layer i -> features (N, L, E, h, w)."""
+        x = (known + self.layer_embedding).flatten(0, 1)
+        return self.blocks(x.contiguous(memory_format=torch.channels_last)).unflatten(0, known.shape[:2])
+
+    def layer_features(self, known: torch.Tensor, layer: int) -> torch.Tensor:
+        """known (N, E, h, w): context + S_layer -> features (N, E, h, w) of that layer alone."""
+        x = known + self.layer_embedding[layer]
+        return self.blocks(x.contiguous(memory_format=torch.channels_last))
+
+
+@dataclass
+class RasterRow:
+    """Incremental state of the raster head within one row: what the vertical stacks pass down to each
+    layer's horizontal stack, (N, 2E, W) per layer, and the horizontal outputs decoded so far, (N, E, W)."""
+    from_above: List[torch.Tensor]
+    outputs: List[torch.Tensor]
 
 
 class RasterHead(nn.Module):
     """Gated PixelCNN over the current frame: the feature at position p depends on positions before p only.
 
-    `at(...)` computes one position's feature on the crop of its receptive field, which equals the full
-    computation there exactly (rows below p are never seen; crop edges are `margin` away) and is what makes
-    raster decoding affordable.
+    Besides the whole-frame `forward` (training), it decodes incrementally like a fast PixelCNN: the
+    conditioning is computed once per frame, the vertical stacks once per row (on the rows of their
+    receptive field), and each position costs only its horizontal-stack taps, reusing the horizontal outputs
+    of the positions to its left. This gives exactly `forward`'s features and makes raster decoding usable.
     """
 
     def __init__(self, dim: int, kernel_size: int, depth: int = 2):
         super().__init__()
         self.layers = nn.ModuleList(GatedPixelCNNLayer(dim, dim, kernel_size, 'A' if i == 0 else 'B')
                                     for i in range(depth))
-        self.margin = depth * (kernel_size // 2) + 1
+        self.reach = depth * (kernel_size // 2)
 
     def forward(self, tokens: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """tokens (N, E, h, w) embeddings S_L of the frame, context (N, E, h, w) -> features (N, E, h, w)."""
@@ -220,16 +228,39 @@ class RasterHead(nn.Module):
             vertical, horizontal = layer(vertical, horizontal, context)
         return horizontal
 
-    def at(self, tokens: torch.Tensor, context: torch.Tensor, row: int, col: int) -> torch.Tensor:
-        """Feature (N, E) at (row, col), computed on the receptive-field crop of (N, E, h, w) inputs."""
-        top, left = max(row - self.margin, 0), max(col - self.margin, 0)
-        right = min(col + self.margin + 1, tokens.shape[-1])
-        crop = (slice(None), slice(None), slice(top, row + 1), slice(left, right))
-        return self.forward(tokens[crop], context[crop])[:, :, row - top, col - left]
+    def conditioning(self, context: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the (vertical, horizontal) biases (N, 2E, h, w) of the frame's context (N, E, h, w)."""
+        return [layer.conditioning(context) for layer in self.layers]
+
+    def start_row(self, tokens: torch.Tensor, conditioning: List[Tuple[torch.Tensor, torch.Tensor]], row: int
+                  ) -> RasterRow:
+        """Runs the vertical stacks for `row` of tokens (N, E, h, w), whose rows above it are decoded."""
+        batch, dim, _, width = tokens.shape
+        top = max(row - 1 - self.reach, 0)
+        vertical = tokens[:, :, top:row]
+        from_above = []
+        for layer, (cond_v, _) in zip(self.layers, conditioning):
+            if row == 0:
+                last = tokens.new_zeros(batch, 2 * dim, 1, width)
+            else:
+                v_pre = layer.vertical(vertical) + cond_v[:, :, top:row]
+                vertical, last = gate(v_pre), v_pre[:, :, -1:]
+            from_above.append(layer.vertical_to_horizontal(last)[:, :, 0])
+        return RasterRow(from_above, [tokens.new_zeros(batch, dim, width) for _ in self.layers])
+
+    def feature_at(self, tokens: torch.Tensor, conditioning: List[Tuple[torch.Tensor, torch.Tensor]],
+                   state: RasterRow, row: int, col: int) -> torch.Tensor:
+        """Feature (N, E) at (row, col) of tokens (N, E, h, w) decoded up to the position before it."""
+        horizontal = tokens[:, :, row]
+        for layer, (_, cond_h), from_above, outputs in zip(self.layers, conditioning, state.from_above,
+                                                          state.outputs):
+            outputs[:, :, col] = layer.horizontal_at(horizontal, col, from_above[:, :, col] + cond_h[:, :, row, col])
+            horizontal = outputs
+        return horizontal[:, :, col]
 
 
 class LayerDecoder(nn.Module):
-    """Pointwise logits of layer i from a head feature plus S_i (the token's parent path): (.., E) -> (.., M)."""
+    """Pointwise logits of layer i from a head feature plus S_i (the token's parent path): E -> M channels."""
 
     def __init__(self, dim: int, num_layers: int, codebook_size: int):
         super().__init__()
@@ -238,13 +269,16 @@ class LayerDecoder(nn.Module):
         self.out_weight = nn.Parameter(torch.randn(num_layers, codebook_size, dim) * dim ** -0.5)
         self.out_bias = nn.Parameter(torch.zeros(num_layers, codebook_size))
 
-    def forward(self, features: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-        """features (N, n, E, *spatial) for the n layers `layers` -> logits (N, n, M, *spatial)."""
-        layers = list(layers)
-        broadcast = (1, len(layers)) + (1,) * (features.dim() - 3) + (-1,)
-        hidden = F.relu(self.hidden(features.movedim(2, -1) + self.layer_embedding[layers].view(broadcast)))
-        logits = torch.einsum('nl...e,lme->nl...m', hidden, self.out_weight[layers])
-        return (logits + self.out_bias[layers].view(broadcast)).movedim(-1, 2)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features (N, L, E, h, w) of every layer -> logits (N, L, M, h, w)."""
+        hidden = F.relu(self.hidden(features.permute(0, 3, 4, 1, 2) + self.layer_embedding))   # (N, h, w, L, E)
+        logits = torch.einsum('nhwle,lme->nhwlm', hidden, self.out_weight) + self.out_bias
+        return logits.permute(0, 3, 4, 1, 2)
+
+    def layer_logits(self, features: torch.Tensor, layer: int) -> torch.Tensor:
+        """features (N, E, *spatial) of one layer -> logits (N, M, *spatial)."""
+        hidden = F.relu(self.hidden(features.movedim(1, -1) + self.layer_embedding[layer]))
+        return F.linear(hidden, self.out_weight[layer], self.out_bias[layer]).movedim(-1, 1)
 
 
 def _choose(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -266,7 +300,7 @@ class STPixelCNN(nn.Module):
             heads) use half of it.
         num_blocks: gated causal 3D blocks in the trunk (attention follows every second one).
         num_heads: attention heads.
-        kernel_size: spatial kernel of every convolution (odd).
+        kernel_size: spatial kernel of every convolution (odd, >= 3).
         max_frames: the longest clip (context + future) the prior handles.
     """
 
@@ -276,8 +310,9 @@ class STPixelCNN(nn.Module):
         if num_layers < 1 or codebook_size < 2:
             raise ValueError(f"STPixelCNN needs num_layers >= 1 and codebook_size >= 2, got {num_layers} "
                              f"and {codebook_size}.")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
+        if kernel_size < 3 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 3 (a PixelCNN mask needs a neighbourhood), "
+                             f"got {kernel_size}.")
         if num_blocks < 1 or hidden_channels < 2:
             raise ValueError(f"STPixelCNN needs num_blocks >= 1 and hidden_channels >= 2, got {num_blocks} "
                              f"and {hidden_channels}.")
@@ -327,12 +362,11 @@ class STPixelCNN(nn.Module):
         known = self.embedding.prefix_sums(indices[:, first_frame:], range(self.num_layers + 1), table)
         known = known.flatten(0, 1)                                             # (B*T', L+1, E, h, w)
         parents = known[:, :-1]
-        layers = range(self.num_layers)
         if order == 'parallel':
-            features = self.parallel_head(parents + context[:, None], layers)
+            features = self.parallel_head(parents + context[:, None])
         else:
             features = self.raster_head(known[:, -1], context)[:, None]
-        logits = self.decoders[order](features + parents, layers)
+        logits = self.decoders[order](features + parents)
         return logits.unflatten(0, (batch, frames - first_frame))
 
     def forward(self, indices: torch.Tensor, order: str = 'parallel') -> torch.Tensor:
@@ -385,8 +419,8 @@ class STPixelCNN(nn.Module):
         path = torch.zeros(context.shape[0], *context.shape[2:], dtype=torch.long, device=context.device)
         tokens = []
         for layer in range(self.num_layers):
-            features = self.parallel_head((known + context)[:, None], [layer])
-            logits = self.decoders['parallel'](features + known[:, None], [layer])[:, 0]
+            features = self.parallel_head.layer_features(known + context, layer)
+            logits = self.decoders['parallel'].layer_logits(features + known, layer)
             token = _choose(logits, temperature)
             path = path * self.codebook_size + token
             known = self.embedding.row(layer + 1, path, table).permute(0, 3, 1, 2)
@@ -399,13 +433,15 @@ class STPixelCNN(nn.Module):
         batch, _, height, width = context.shape
         frame = torch.zeros_like(context)
         tokens = torch.zeros(batch, self.num_layers, height, width, dtype=torch.long, device=context.device)
+        conditioning = self.raster_head.conditioning(context)
         for row in range(height):
+            row_state = self.raster_head.start_row(frame, conditioning, row)
             for col in range(width):
-                feature = self.raster_head.at(frame, context, row, col)        # (B, E)
+                feature = self.raster_head.feature_at(frame, conditioning, row_state, row, col)    # (B, E)
                 known = torch.zeros_like(feature)
                 path = torch.zeros(batch, dtype=torch.long, device=context.device)
                 for layer in range(self.num_layers):
-                    logits = self.decoders['raster']((feature + known)[:, None], [layer])[:, 0]
+                    logits = self.decoders['raster'].layer_logits(feature + known, layer)
                     token = _choose(logits, temperature)
                     path = path * self.codebook_size + token
                     known = self.embedding.row(layer + 1, path, table)

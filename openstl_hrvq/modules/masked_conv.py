@@ -101,21 +101,30 @@ class HorizontalStackConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, mask_type: str = 'B'):
         super().__init__()
-        if mask_type not in ('A', 'B'):
-            raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}.")
+        if mask_type not in ('A', 'B') or kernel_size < 3:
+            raise ValueError(f"HorizontalStackConv needs mask_type 'A' or 'B' and kernel_size >= 3, got "
+                             f"{mask_type!r} and {kernel_size}.")
         self.half = kernel_size // 2
         self.exclude_centre = mask_type == 'A'
-        width = self.half if self.exclude_centre else self.half + 1
-        self.conv = nn.Conv2d(in_channels, out_channels, (1, max(width, 1)))
-        self.sees_nothing = width == 0
+        self.conv = nn.Conv2d(in_channels, out_channels, (1, self.half + (not self.exclude_centre)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> (N, C_out, H, W)."""
-        if self.sees_nothing:
-            return self.conv(torch.zeros_like(x))
-        if self.exclude_centre:
-            return self.conv(F.pad(x, (self.half, -1)))
-        return self.conv(F.pad(x, (self.half, 0)))
+        return self.conv(F.pad(x, (self.half, -1 if self.exclude_centre else 0)))
+
+    def at(self, row: torch.Tensor, col: int) -> torch.Tensor:
+        """The output at column `col` of one input row (N, C_in, W) -> (N, C_out).
+
+        Tap j of the kernel reads column col - k//2 + j for both mask types; columns left of the frame are
+        the zero padding. Computed as a few matrix products, which is what one-position-at-a-time decoding
+        needs (a convolution's set-up costs more than its arithmetic here).
+        """
+        out = self.conv.bias.expand(row.shape[0], -1)
+        for tap in range(self.conv.kernel_size[1]):
+            source = col - self.half + tap
+            if source >= 0:
+                out = out + F.linear(row[:, :, source], self.conv.weight[:, :, 0, tap])
+        return out
 
 
 class GatedPixelCNNLayer(nn.Module):
@@ -136,11 +145,23 @@ class GatedPixelCNNLayer(nn.Module):
         self.cond = nn.Conv2d(cond_channels, 4 * channels, 1)
         self.residual = mask_type == 'B'
 
+    def conditioning(self, cond: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """cond (N, C_cond, H, W) -> the biases (N, 2C, H, W) it adds to the vertical and horizontal stacks."""
+        cond_v, cond_h = self.cond(cond).chunk(2, dim=1)
+        return cond_v, cond_h
+
     def forward(self, vertical: torch.Tensor, horizontal: torch.Tensor, cond: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         """vertical, horizontal (N, C, H, W), cond (N, C_cond, H, W) -> new (vertical, horizontal)."""
-        cond_v, cond_h = self.cond(cond).chunk(2, dim=1)
+        cond_v, cond_h = self.conditioning(cond)
         v_pre = self.vertical(vertical) + cond_v
         h_pre = self.horizontal(horizontal) + self.vertical_to_horizontal(shift_down(v_pre)) + cond_h
         h_out = self.horizontal_out(gate(h_pre))
         return gate(v_pre), horizontal + h_out if self.residual else h_out
+
+    def horizontal_at(self, row: torch.Tensor, col: int, bias: torch.Tensor) -> torch.Tensor:
+        """Horizontal output (N, C) at column `col` of input row (N, C, W), given what the vertical stack
+        and the conditioning add there, `bias` (N, 2C); equals `forward`'s output at that position."""
+        h_pre = self.horizontal.at(row, col) + bias
+        h_out = F.linear(gate(h_pre), self.horizontal_out.weight[:, :, 0, 0], self.horizontal_out.bias)
+        return row[:, :, col] + h_out if self.residual else h_out
