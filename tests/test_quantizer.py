@@ -258,9 +258,11 @@ DDP_SCRIPT = textwrap.dedent('''
     import torch
     import torch.distributed as dist
     import torch.multiprocessing as mp
-    from openstl_hrvq.modules import HierarchicalResidualQuantizer
+
+    sys.modules['openstl'] = None  # hide OpenSTL: its registration import would dominate this test's time
 
     def worker(rank, init_file, out_file):
+        from openstl_hrvq.modules import HierarchicalResidualQuantizer
         dist.init_process_group('gloo', init_method='file://' + init_file, rank=rank, world_size=2)
         torch.manual_seed(rank)  # different data, noise and init draws on each rank
         # Threshold 1: coarse codewords live on EMA updates, rare leaves get restarted.
