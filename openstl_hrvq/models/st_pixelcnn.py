@@ -393,8 +393,9 @@ class STPixelCNN(nn.Module):
         """context (B, T_in, L, h, w) -> future indices (B, num_future, L, h, w) int64.
 
         Decodes frame by frame; the trunk runs once per frame on the newest frame only (its causal convs
-        and attention keep their history), and the head decodes the frame in `order`. temperature 0 takes
-        the argmax, > 0 samples from softmax(logits / temperature).
+        and attention keep their history), and the head decodes the frame in `order`: 'parallel' in L
+        passes over the whole frame, 'raster' position by position with the incremental PixelCNN of
+        `RasterHead`. temperature 0 takes the argmax, > 0 samples from softmax(logits / temperature).
         """
         self._check_order(order)
         if int(num_future) < 1:
