@@ -155,7 +155,7 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         """Stage ``prior``: cross-entropy of the future codes under teacher forcing (eq. 7)."""
         with torch.no_grad():
             indices = self.model.vqvae.encode(frames)
-        return self.model.prior.loss(indices, self.hparams.pre_seq_length), {}
+        return self.model.prior.loss(indices, self.hparams.pre_seq_length, order=self.model.decode_order), {}
 
     def joint_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Stage ``joint`` (eq. 9): L_prior + lambda * ||x - D(e_C(predicted codes))||^2.
