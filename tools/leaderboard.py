@@ -107,4 +107,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        raise SystemExit(f'{type(error).__name__}: {error}') from None

@@ -41,7 +41,7 @@ def condition_name(corruption: str, level) -> str:
     if corruption == 'clean':
         return 'clean'
     if corruption == 'gaussian_blur':
-        return f'blur s={level:g}'
+        return f'blur sigma {level:g}'
     if corruption == 'fragment_blur':
         return f'fragment {100 * level:.0f}%'
     return f'SNR {level:g} dB'

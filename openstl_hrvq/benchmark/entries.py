@@ -64,6 +64,9 @@ def openstl_root() -> str | None:
 
 def config_entry(path: str) -> Entry:
     """An entry for a config file; raises FileNotFoundError for a missing file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file {path!r} does not exist: pass existing files with --configs, '
+                                f'e.g. configs/mmnist/shvqvae.py.')
     config = load_config_file(path)
     method = str(config.get('method') or 'SHRVQVAE')
     label = osp.splitext(osp.basename(path))[0]
