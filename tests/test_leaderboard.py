@@ -128,7 +128,7 @@ def test_load_reuses_checkpoints_and_merge_combines_runs(board):
     before, after = result['rows'][0], again['rows'][0]
     assert after['mse'] == pytest.approx(before['mse']) and after['train_time_s'] == before['train_time_s']
     boards = [str(folder / 'board' / 'leaderboard.json'), str(folder / 'loaded' / 'leaderboard.json')]
-    with pytest.raises(ValueError, match="'tiny_shvqvae' appears in two"):
+    with pytest.raises(ValueError, match=r"'tiny_shvqvae \(2x4\)' appears twice, with the same budget"):
         merge_leaderboards(boards, str(folder / 'merged'))
     merged = merge_leaderboards(boards[:1], str(folder / 'merged'))
     assert [row['mse'] for row in merged['rows']] == [row['mse'] for row in result['rows']]

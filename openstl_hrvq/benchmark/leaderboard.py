@@ -211,8 +211,9 @@ def merge_leaderboards(paths: list[str], out_dir: str, options: LeaderboardOptio
     """One table and one picture from several leaderboard runs scored on the same test sequences.
 
     Useful when one method gets a longer budget than the others: every method row keeps its own epochs,
-    sequences and steps, and the notes name each run's budget. The trivial references come from the
-    first run; every run's saved test sequences must equal the first run's.
+    sequences and steps, and the notes name each run's budget. A config that appears in two runs keeps its
+    label in the first and gets its budget appended (``label (5x512)``) in the next. The trivial references
+    come from the first run; every run's saved test sequences must equal the first run's.
 
     Returns:
         ``{'rows': [...], 'meta': {...}, 'files': {name: path}}``, like :func:`run_leaderboard`.
@@ -227,8 +228,10 @@ def merge_leaderboards(paths: list[str], out_dir: str, options: LeaderboardOptio
                 references += [] if len(metas) > 1 else [row]
                 continue
             if row['label'] in predictions:
-                raise ValueError(f"Row '{row['label']}' appears in two of the merged leaderboards: merge runs of "
-                                 f"different configs, or rename one config.")
+                row = dict(row, label=f"{row['label']} ({row.get('epochs')}x{row.get('train_size')})")
+            if row['label'] in predictions:
+                raise ValueError(f"Row '{row['label']}' appears twice, with the same budget, in the merged "
+                                 f"leaderboards: merge runs of different configs or budgets.")
             rows.append(row)
             if row.get('status') != 'ok':
                 continue
