@@ -124,3 +124,24 @@ def test_val_loss_is_mse_of_predicted_frames(tmp_path):
         expected = F.mse_loss(method(batch_x), batch_y).item()
     assert logged['val_loss'] == pytest.approx(expected, rel=1e-6)
     assert 'val_recon_loss' in logged
+
+
+def test_vq_frames_trains_the_tokenizer_on_distinct_frames_of_each_clip(tmp_path):
+    method = make_method(tmp_path, vq_frames=3)
+    method._set_stage('vq')
+    clips = torch.rand(4, 8, 1, 16, 16)
+    seen = []
+    method.model.vqvae.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    method.vq_loss(clips)
+    (frames,) = seen
+    assert frames.shape == (4, 3, 1, 16, 16)
+    for clip, chosen in zip(clips, frames):
+        sources = [next(t for t in range(8) if torch.equal(frame, clip[t])) for frame in chosen]
+        assert len(set(sources)) == 3
+    seen.clear()
+    everything = make_method(tmp_path)
+    everything.model.vqvae.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    everything.vq_loss(clips)
+    assert torch.equal(seen[0], clips)
+    with pytest.raises(ValueError, match='vq_frames must be a positive integer'):
+        make_method(tmp_path, vq_frames=0)
