@@ -84,6 +84,14 @@ def test_train_and_test_write_openstl_work_dir(tmp_path):
     assert {'mse', 'mae', 'ssim', 'psnr', 'copy_last_mse', 'all_black_mse'} <= set(results)
     preds = __import__('numpy').load(work / 'saved' / 'preds.npy')
     assert preds.shape == (8, 4, 1, 64, 64) and preds.min() >= 0 and preds.max() <= 1
+    # one MSE per predicted frame is logged for the method and each reference; they average to the MSE
+    log_text = next(work.glob('train_*.log')).read_text()
+    per_frame = {line.split('frame, ')[1].split(':')[0]: [float(v) for v in line.split(':')[-1].split()]
+                 for line in log_text.splitlines() if 'per predicted frame' in line}
+    assert set(per_frame) == {'method', 'copy-last-input-frame', 'all-black'}
+    assert all(len(values) == 4 for values in per_frame.values())
+    assert sum(per_frame['method']) / 4 == pytest.approx(results['mse'], abs=0.1)
+    assert sum(per_frame['all-black']) / 4 == pytest.approx(results['all_black_mse'], abs=0.1)
     # --test re-scores the best checkpoint without training
     assert run(argv(tmp_path, '--test'))['mse'] == pytest.approx(results['mse'], rel=1e-5)
 

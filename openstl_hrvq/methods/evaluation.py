@@ -15,7 +15,7 @@ import os.path as osp
 
 import numpy as np
 
-from openstl_hrvq.metrics import metric
+from openstl_hrvq.metrics import metric, per_frame_metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,24 @@ class LeaderboardTestMixin:
         scores, text = metric(results['preds'], results['trues'], mean, std, metrics=metrics)
         self.test_results = {key: float(value) for key, value in scores.items()}
         references = {}
+        # Per predicted frame, the MSE shows how far ahead a method still beats the references.
+        frame_mse = {'method': per_frame_metrics(results['preds'], results['trues'], mean, std, ['mse'])['mse']}
         for name, prediction in reference_predictions(results['inputs'], results['trues'].shape[1]).items():
             ref_scores, _ = metric(prediction, results['trues'], mean, std, metrics=['mse', 'mae'],
                                    return_log=False)
             references[name] = {key: float(value) for key, value in ref_scores.items()}
+            frame_mse[name] = per_frame_metrics(prediction, results['trues'], mean, std, ['mse'])['mse']
         self.test_references = references
+        #: name -> (S,) MSE of each predicted frame, averaged over the test sequences.
+        self.test_frame_mse = {name: values.mean(axis=0) for name, values in frame_mse.items()}
         if self.trainer.is_global_zero:
             log.info('Test metrics (%d sequences): %s', len(results['preds']), text)
             log.info('Test MSE: method %.3f | copy-last-input-frame %.3f | all-black %.3f',
                      scores['mse'], references['copy_last']['mse'], references['all_black']['mse'])
+            for name, label in (('method', 'method'), ('copy_last', 'copy-last-input-frame'),
+                                ('all_black', 'all-black')):
+                log.info('Test MSE per predicted frame, %-21s %s', label + ':',
+                         ' '.join(f'{value:.1f}' for value in self.test_frame_mse[name]))
             folder = osp.join(self.hparams.save_dir, 'saved')
             os.makedirs(folder, exist_ok=True)
             results['metrics'] = np.array([scores['mae'], scores['mse']])
