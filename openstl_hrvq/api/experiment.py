@@ -19,6 +19,7 @@ import logging
 import os
 import os.path as osp
 import time
+import warnings
 
 import pytorch_lightning as pl
 import torch
@@ -138,6 +139,9 @@ class Experiment:
             OnExceptionCheckpoint(dirpath=self.ckpt_dir, filename='interrupted'),
         ]
         if every > 0:
+            # Lightning warns that a step checkpoint of a manually optimised module holds the state after the
+            # optimizer step. That is the state resume needs: training continues with the next batch.
+            warnings.filterwarnings('ignore', message='Using ModelCheckpoint with manual optimization')
             callbacks.append(ModelCheckpoint(dirpath=self.ckpt_dir, save_top_k=0, save_last=True,
                                              every_n_train_steps=every))
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
