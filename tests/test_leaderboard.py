@@ -128,8 +128,16 @@ def test_load_reuses_checkpoints_and_merge_combines_runs(board):
     before, after = result['rows'][0], again['rows'][0]
     assert after['mse'] == pytest.approx(before['mse']) and after['train_time_s'] == before['train_time_s']
     boards = [str(folder / 'board' / 'leaderboard.json'), str(folder / 'loaded' / 'leaderboard.json')]
-    with pytest.raises(ValueError, match=r"'tiny_shvqvae \(2x4\)' appears twice, with the same budget"):
+    with pytest.raises(ValueError, match=r"'tiny_shvqvae' appears twice, with the same budget"):
         merge_leaderboards(boards, str(folder / 'merged'))
+    # the same config under another budget is kept, its label naming the budget
+    longer = json.loads((folder / 'loaded' / 'leaderboard.json').read_text())
+    longer['rows'][0]['epochs'] = 3
+    (folder / 'longer').mkdir()
+    (folder / 'longer' / 'leaderboard.json').write_text(json.dumps(longer))
+    both = merge_leaderboards([boards[0], str(folder / 'longer' / 'leaderboard.json')], str(folder / 'both'))
+    labels = [row['label'] for row in both['rows']]
+    assert 'tiny_shvqvae' in labels and 'tiny_shvqvae (3x4)' in labels
     merged = merge_leaderboards(boards[:1], str(folder / 'merged'))
     assert [row['mse'] for row in merged['rows']] == [row['mse'] for row in result['rows']]
     assert osp.isfile(merged['files']['grid'])

@@ -220,6 +220,7 @@ def merge_leaderboards(paths: list[str], out_dir: str, options: LeaderboardOptio
     """
     options = options or LeaderboardOptions()
     rows, predictions, test_set, references, metas = [], {}, None, [], []
+    budgets = {}                                            # label -> (epochs, train_size) of its row
     for path in paths:
         run_rows, meta = read_rows(path)
         metas.append((path, meta))
@@ -227,11 +228,13 @@ def merge_leaderboards(paths: list[str], out_dir: str, options: LeaderboardOptio
             if row.get('source') == 'reference':
                 references += [] if len(metas) > 1 else [row]
                 continue
-            if row['label'] in predictions:
-                row = dict(row, label=f"{row['label']} ({row.get('epochs')}x{row.get('train_size')})")
-            if row['label'] in predictions:
-                raise ValueError(f"Row '{row['label']}' appears twice, with the same budget, in the merged "
-                                 f"leaderboards: merge runs of different configs or budgets.")
+            budget = (row.get('epochs'), row.get('train_size'))
+            if row['label'] in budgets:
+                if budgets[row['label']] == budget:
+                    raise ValueError(f"Row '{row['label']}' appears twice, with the same budget, in the merged "
+                                     f"leaderboards: merge runs of different configs or budgets.")
+                row = dict(row, label=f"{row['label']} ({budget[0]}x{budget[1]})")
+            budgets[row['label']] = budget
             rows.append(row)
             if row.get('status') != 'ok':
                 continue
