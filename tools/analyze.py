@@ -31,6 +31,7 @@ from openstl_hrvq.analysis.compression import compression_markdown
 from openstl_hrvq.analysis.robustness import examples_figure, robustness_figure, robustness_markdown
 from openstl_hrvq.analysis.sweep import sweep_markdown
 from openstl_hrvq.analysis.layers import layer_figure
+from openstl_hrvq.api.experiment import choose_accelerator
 from openstl_hrvq.benchmark.table import read_rows
 from openstl_hrvq.visualization import save_image
 
@@ -149,13 +150,15 @@ def create_parser() -> argparse.ArgumentParser:
                         help='sequences predicted per robustness condition (prediction is slow on a CPU)')
     parser.add_argument('--batch_size', type=int, default=16)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', default='auto', help="'auto' (CUDA when present), 'cpu' or 'cuda'")
     return parser
 
 
 def main(argv=None) -> list[str]:
     args = create_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s - %(message)s')
+    args.device = 'cpu' if choose_accelerator(args.device) == 'cpu' else (
+        args.device if args.device.startswith('cuda') else 'cuda')
     args.out = args.out or (osp.join(args.work_dir, 'analysis') if args.work_dir else osp.join('work_dirs', 'analysis'))
     os.makedirs(args.out, exist_ok=True)
     wanted = MODEL_ANALYSES + ('compression', 'sweep') if args.analysis == 'all' else (args.analysis,)
