@@ -1,5 +1,5 @@
 # Quick S-HR-VQVAE on Moving MNIST: the paper's default model (3 layers, M = 4, latent 16x16x4) on a CPU budget.
-# Trains and tests in about five minutes on 2 CPU cores and still learns motion: the first thing to try.
+# Trains and tests in under six minutes on 2 idle CPU cores and still learns motion: the first thing to try.
 method = 'SHRVQVAE'
 dataname = 'mmnist'
 # tokenizer (HR-VQVAE)
