@@ -154,6 +154,8 @@ def test_shapes_and_dtypes(layers, codebook, height, frames_in, frames_out):
         logits = prior(indices, order=order)
         assert logits.shape == (1, frames_in + frames_out, layers, codebook, height, height)
         assert logits.dtype == torch.float32
+        future_logits = prior(indices, order=order, first_frame=frames_in)
+        assert torch.allclose(future_logits, logits[:, frames_in:], atol=1e-5)
         loss = prior.loss(indices, frames_in, order=order)
         assert loss.dim() == 0 and torch.isfinite(loss)
     future = prior.predict(indices[:, :frames_in], frames_out)

@@ -181,10 +181,9 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         with torch.no_grad():
             indices = self.model.vqvae.encode(frames)
         prior = self.model.prior
-        logits = prior(indices, order=self.model.decode_order)
-        targets = indices[:, num_context:]
-        prior_loss = F.cross_entropy(logits[:, num_context:].movedim(3, 1), targets)
-        predicted = logits[:, num_context:].argmax(dim=3)
+        logits = prior(indices, order=self.model.decode_order, first_frame=num_context)
+        prior_loss = F.cross_entropy(logits.movedim(3, 1), indices[:, num_context:])
+        predicted = logits.argmax(dim=3)
         decoded = self.model.vqvae.decode_indices(predicted)
         recon = F.mse_loss(decoded, frames[:, num_context:])
         return prior_loss + self.joint_lambda * recon, {'prior_ce': prior_loss, 'pred_recon_loss': recon}

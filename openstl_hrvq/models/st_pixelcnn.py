@@ -369,12 +369,15 @@ class STPixelCNN(nn.Module):
         logits = self.decoders[order](features + parents)
         return logits.unflatten(0, (batch, frames - first_frame))
 
-    def forward(self, indices: torch.Tensor, order: str = 'parallel') -> torch.Tensor:
-        """indices (B, T, L, h, w) -> logits (B, T, L, M, h, w); the logits of a token depend only on the
-        tokens before it in `order` ('raster' or 'parallel'; see the module docstring)."""
+    def forward(self, indices: torch.Tensor, order: str = 'parallel', first_frame: int = 0) -> torch.Tensor:
+        """indices (B, T, L, h, w) -> logits (B, T - first_frame, L, M, h, w) of frames first_frame..T-1; the
+        logits of a token depend only on the tokens before it in `order` ('raster' or 'parallel'; see the
+        module docstring). Frames before `first_frame` are context only, and their heads are not run."""
         self._check_order(order)
         indices = self._check_indices(indices, 'indices')
-        return self._logits(indices, order, 0)
+        if not 0 <= first_frame < indices.shape[1]:
+            raise ValueError(f"first_frame must lie in [0, T={indices.shape[1]}), got {first_frame}.")
+        return self._logits(indices, order, first_frame)
 
     def loss(self, indices: torch.Tensor, num_context: int, order: str = 'parallel') -> torch.Tensor:
         """Cross-entropy (paper eq. 7, mean over tokens, in nats) of frames num_context..T-1 of
