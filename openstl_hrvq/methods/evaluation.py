@@ -15,7 +15,7 @@ import os.path as osp
 
 import numpy as np
 
-from openstl_hrvq.metrics import metric, per_frame_metrics
+from openstl_hrvq.metrics import metric
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +61,17 @@ class LeaderboardTestMixin:
             if required not in metrics:
                 metrics.append(required)
         mean, std = self.hparams.get('test_mean'), self.hparams.get('test_std')
-        scores, text = metric(results['preds'], results['trues'], mean, std, metrics=metrics)
+        scores, text = metric(results['preds'], results['trues'], mean, std, metrics=metrics, per_frame=True)
+        # Per predicted frame (averaged over sequences), the MSE shows how far ahead a method beats the references.
+        frame_mse = {'method': scores.pop('per_frame')['mse'].mean(axis=0)}
         self.test_results = {key: float(value) for key, value in scores.items()}
         references = {}
-        # Per predicted frame, the MSE shows how far ahead a method still beats the references.
-        frame_mse = {'method': per_frame_metrics(results['preds'], results['trues'], mean, std, ['mse'])['mse']}
         for name, prediction in reference_predictions(results['inputs'], results['trues'].shape[1]).items():
             ref_scores, _ = metric(prediction, results['trues'], mean, std, metrics=['mse', 'mae'],
-                                   return_log=False)
+                                   return_log=False, per_frame=True)
+            frame_mse[name] = ref_scores.pop('per_frame')['mse'].mean(axis=0)
             references[name] = {key: float(value) for key, value in ref_scores.items()}
-            frame_mse[name] = per_frame_metrics(prediction, results['trues'], mean, std, ['mse'])['mse']
         self.test_references = references
-        #: name -> (S,) MSE of each predicted frame, averaged over the test sequences.
-        self.test_frame_mse = {name: values.mean(axis=0) for name, values in frame_mse.items()}
         if self.trainer.is_global_zero:
             log.info('Test metrics (%d sequences): %s', len(results['preds']), text)
             log.info('Test MSE: method %.3f | copy-last-input-frame %.3f | all-black %.3f',
@@ -81,7 +79,7 @@ class LeaderboardTestMixin:
             for name, label in (('method', 'method'), ('copy_last', 'copy-last-input-frame'),
                                 ('all_black', 'all-black')):
                 log.info('Test MSE per predicted frame, %-21s %s', label + ':',
-                         ' '.join(f'{value:.1f}' for value in self.test_frame_mse[name]))
+                         ' '.join(f'{value:.1f}' for value in frame_mse[name]))
             folder = osp.join(self.hparams.save_dir, 'saved')
             os.makedirs(folder, exist_ok=True)
             results['metrics'] = np.array([scores['mae'], scores['mse']])

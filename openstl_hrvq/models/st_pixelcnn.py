@@ -373,22 +373,22 @@ class STPixelCNN(nn.Module):
         """indices (B, T, L, h, w) -> logits (B, T - first_frame, L, M, h, w) of frames first_frame..T-1; the
         logits of a token depend only on the tokens before it in `order` ('raster' or 'parallel'; see the
         module docstring). Frames before `first_frame` are context only, and their heads are not run."""
-        self._check_order(order)
-        indices = self._check_indices(indices, 'indices')
-        if not 0 <= first_frame < indices.shape[1]:
-            raise ValueError(f"first_frame must lie in [0, T={indices.shape[1]}), got {first_frame}.")
-        return self._logits(indices, order, first_frame)
+        return self._checked_logits(indices, order, first_frame, 'first_frame')
 
     def loss(self, indices: torch.Tensor, num_context: int, order: str = 'parallel') -> torch.Tensor:
         """Cross-entropy (paper eq. 7, mean over tokens, in nats) of frames num_context..T-1 of
         indices (B, T, L, h, w), teacher-forced; the first num_context frames are context only."""
+        logits = self._checked_logits(indices, order, num_context, 'num_context')
+        return F.cross_entropy(logits.movedim(3, 1), indices[:, num_context:].long())
+
+    def _checked_logits(self, indices: torch.Tensor, order: str, first_frame: int, name: str) -> torch.Tensor:
+        """`_logits` after validating its arguments; `name` is what the caller calls `first_frame`."""
         self._check_order(order)
         indices = self._check_indices(indices, 'indices')
-        if not 0 <= num_context < indices.shape[1]:
-            raise ValueError(f"num_context must lie in [0, T={indices.shape[1]}) so that some frame is "
-                             f"predicted, got {num_context}.")
-        logits = self._logits(indices, order, num_context)
-        return F.cross_entropy(logits.movedim(3, 1), indices[:, num_context:])
+        if not 0 <= first_frame < indices.shape[1]:
+            raise ValueError(f"{name} must lie in [0, T={indices.shape[1]}) so that some frame is predicted, "
+                             f"got {first_frame}.")
+        return self._logits(indices, order, first_frame)
 
     @torch.no_grad()
     def predict(self, context: torch.Tensor, num_future: int, order: str = 'parallel',
