@@ -8,7 +8,6 @@ from .kth import KTHClips
 from .loaders import EpochStreamSampler, build_loaders
 from .moving_digits import FixedMovingDigits, GeneratedMovingDigits, generate_sequences
 from .registry import DATASETS, dataset_parameters, get_parameters, load_data, register_dataset
-from . import transformed_digits  # noqa: F401  (importing it registers 'tdigits' and 'tdigits_all')
 
 __all__ = ['DATASETS', 'EpochStreamSampler', 'FixedMovingDigits', 'GeneratedMovingDigits', 'KTHClips',
            'build_loaders', 'dataset_parameters', 'embedded_digit_split', 'generate_sequences',

@@ -11,7 +11,7 @@ import copy
 import inspect
 from typing import Callable
 
-from . import kth, moving_mnist
+from . import kth, moving_mnist, transformed_digits
 
 DATASETS: dict[str, Callable] = {}
 dataset_parameters: dict[str, dict] = {}
@@ -63,6 +63,8 @@ register_dataset('mmnist', moving_mnist.load_data, _moving_digits('mnist'))
 register_dataset('mfmnist', moving_mnist.load_data, _moving_digits('fmnist'))
 for _name, _aft in (('kth', 20), ('kth20', 20), ('kth40', 40)):
     register_dataset(_name, kth.load_data, _kth(_aft))
+for _name, _train_set in transformed_digits.DATASET_NAMES.items():
+    register_dataset(_name, transformed_digits.load_data, transformed_digits.dataset_entry(_train_set))
 
 
 def get_parameters(dataname: str) -> dict:

@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from .embedded_digits import embedded_digit_split, load_embedded_digits
 from .loaders import build_loaders
-from .registry import register_dataset
+from .moving_digits import split_clip
 
 log = logging.getLogger(__name__)
 
@@ -269,13 +269,11 @@ class TransformedDigitWindows(Dataset):
 
     def __getitem__(self, index: int):
         sequence, start, reverse, noise, missing = (int(v) for v in self.windows[index])
-        clip = torch.from_numpy(self.sequences[sequence, start:start + WINDOW].copy())
-        clip = clip.float().div_(255).unsqueeze(1)
-        if reverse:
-            clip = clip.flip(0)
-        inputs, targets = clip[:PRE_SEQ_LENGTH], clip[PRE_SEQ_LENGTH:]
+        frames = self.sequences[sequence, start:start + WINDOW]
+        inputs, targets = split_clip(frames[::-1] if reverse else frames, PRE_SEQ_LENGTH, AFT_SEQ_LENGTH,
+                                     None, 0.0, ())
         generator = seeded_generator(self.seed, index) if noise else None
-        return corrupt_inputs(inputs, bool(noise), missing, generator).contiguous(), targets.contiguous()
+        return corrupt_inputs(inputs, bool(noise), missing, generator), targets
 
 
 def build_window_datasets(train_set: str = 'n6', train_size: int | None = None, test_size: int | None = None,
@@ -321,8 +319,5 @@ def dataset_entry(train_set: str) -> dict:
             'metrics': ['mse', 'mae', 'ssim', 'psnr'], 'train_set': train_set}
 
 
-#: Registered dataset name -> training set. Two names rather than one option, because a runner forwards only
-#: the loader keys it knows, while the registry always applies a dataset's own parameters.
+#: Registered dataset name -> training set (the registry registers one dataset per training set).
 DATASET_NAMES = {'tdigits': 'n6', 'tdigits_all': 'n6-all'}
-for _name, _train_set in DATASET_NAMES.items():
-    register_dataset(_name, load_data, dataset_entry(_train_set))
