@@ -29,6 +29,7 @@ from typing import Callable
 
 import torch
 
+from openstl_hrvq.api.model_info import count_parameters
 from openstl_hrvq.models import SHRVQVAE_Model
 
 logger = logging.getLogger('benchmark_speed')
@@ -81,10 +82,6 @@ def median_seconds(run: Callable[[], object], repeats: int, warmup: int,
         timed()
     walls, cpus = zip(*(timed() for _ in range(repeats)))
     return statistics.median(walls), statistics.median(cpus)
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def main(argv=None) -> dict:

@@ -35,6 +35,10 @@ from openstl_hrvq.methods import method_maps as plugin_methods
 
 log = logging.getLogger(__name__)
 
+# Lightning warns that a step checkpoint of a manually optimised module holds the state after the optimizer
+# step. That is the state resume needs: training continues with the next batch.
+warnings.filterwarnings('ignore', message='Using ModelCheckpoint with manual optimization')
+
 
 def get_method_class(name: str):
     """The method class for ``name``: the plugin's, or OpenSTL's scored by the plugin's test code."""
@@ -139,9 +143,6 @@ class Experiment:
             OnExceptionCheckpoint(dirpath=self.ckpt_dir, filename='interrupted'),
         ]
         if every > 0:
-            # Lightning warns that a step checkpoint of a manually optimised module holds the state after the
-            # optimizer step. That is the state resume needs: training continues with the next batch.
-            warnings.filterwarnings('ignore', message='Using ModelCheckpoint with manual optimization')
             callbacks.append(ModelCheckpoint(dirpath=self.ckpt_dir, save_top_k=0, save_last=True,
                                              every_n_train_steps=every))
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
