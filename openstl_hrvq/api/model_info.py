@@ -61,14 +61,18 @@ def measure_throughput(model: torch.nn.Module, sample: torch.Tensor, batch: int 
 
 
 def describe_model(method_name: str, model: torch.nn.Module, in_shape, pre_seq_length: int,
-                   device='cpu', with_throughput: bool = False) -> dict:
-    """Parameters, FLOPs and (optionally) throughput of an OpenSTL-style model, with a printable summary."""
+                   device='cpu', with_throughput: bool = False, batch: int = 16, repeats: int = 5) -> dict:
+    """Parameters, FLOPs and (optionally) throughput of an OpenSTL-style model, with a printable summary.
+
+    FLOPs and throughput are measured only for models that take the input frames alone
+    (:data:`FRAME_INPUT_METHODS`); throughput with :func:`measure_throughput`'s ``batch`` and ``repeats``.
+    """
     info = {'params': count_parameters(model), 'flops': None, 'flops_table': '', 'throughput': None}
     if method_name.lower() in FRAME_INPUT_METHODS:
         sample = dummy_input(in_shape, pre_seq_length, device=device)
         info['flops'], info['flops_table'] = count_flops(model, sample)
         if with_throughput:
-            info['throughput'] = measure_throughput(model, sample)
+            info['throughput'] = measure_throughput(model, sample, batch=batch, repeats=repeats)
     else:
         log.info('FLOPs are not counted for %s: its model takes more than the input frames.', method_name)
     lines = [f'Parameters: {info["params"] / 1e6:.3f} M']

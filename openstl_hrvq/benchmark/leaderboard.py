@@ -19,7 +19,8 @@ from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.benchmark.entries import Entry, openstl_root
 from openstl_hrvq.benchmark.references import reference_predictions
 from openstl_hrvq.benchmark.runner import Budget, CostProtocol, EntryRun, entry_config, load_saved, run_entry
-from openstl_hrvq.benchmark.scoring import lpips_unavailable_reason, score_predictions
+from openstl_hrvq.benchmark.scoring import (leaderboard_metrics, lpips_unavailable_reason, score_predictions,
+                                           table_scores)
 from openstl_hrvq.benchmark.table import read_rows, write_tables
 from openstl_hrvq.visualization import animation_frames, prediction_grid, save_animation, save_image
 
@@ -123,6 +124,11 @@ def reference_row(name: str, scores: dict, lpips_reason: str | None) -> dict:
                 lpips_note=lpips_reason if scores['lpips'] is None else None, source='reference')
 
 
+def shown_samples(options: LeaderboardOptions) -> int:
+    """How many leading test sequences the pictures show (the predictions kept in memory for them)."""
+    return max([*options.grid_samples, options.animation_samples - 1]) + 1
+
+
 def draw_pictures(test_set: TestSet, predictions: dict[str, np.ndarray], out_dir: str,
                   options: LeaderboardOptions) -> dict[str, str]:
     """The prediction grid (PNG) and one animation per row; returns name -> path."""
@@ -164,17 +170,20 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
             log.warning('Skipping %s: %s', entry.label, entry.skip_reason)
             rows.append(skipped_row(entry))
             continue
-        overrides = {**options.cfg_options, **options.overrides.get(entry.label, {})}
+        # The entry's own test scores the leaderboard's metrics, so its predictions are scored once.
+        overrides = {**options.cfg_options, **options.overrides.get(entry.label, {}),
+                     'metrics': leaderboard_metrics(lpips_reason is None)}
         config = entry_config(entry, budget, out_dir, overrides)
         run = run_entry(entry, config, options.load, options.checkpoints.get(entry.label), options.protocol)
         devices.add(run.device)
-        saved = load_saved(run.save_dir)
         if test_set is None:
+            saved = load_saved(run.save_dir)
             test_set = TestSet(saved['inputs'], saved['trues'], run.test_mean, run.test_std)
-        check_same_sequences(saved, test_set, entry.label)
-        scores = score_predictions(saved['preds'], saved['trues'], run.test_mean, run.test_std, lpips_reason is None)
-        rows.append(method_row(entry, run, scores, lpips_reason))
-        predictions[entry.label] = saved['preds']
+        else:
+            saved = load_saved(run.save_dir, ('trues', 'preds'))
+            check_same_sequences(saved, test_set, entry.label)
+        rows.append(method_row(entry, run, table_scores(run.scores), lpips_reason))
+        predictions[entry.label] = saved['preds'][:shown_samples(options)]
     if test_set is None:
         test_set = reference_test_set(budget)
     if options.references:
@@ -238,10 +247,13 @@ def merge_leaderboards(paths: list[str], out_dir: str, options: LeaderboardOptio
             rows.append(row)
             if row.get('status') != 'ok':
                 continue
-            saved = load_saved(row['work_dir'])
-            test_set = test_set or TestSet(saved['inputs'], saved['trues'])
-            check_same_sequences(saved, test_set, row['label'])
-            predictions[row['label']] = saved['preds']
+            if test_set is None:
+                saved = load_saved(row['work_dir'])
+                test_set = TestSet(saved['inputs'], saved['trues'])
+            else:
+                saved = load_saved(row['work_dir'], ('trues', 'preds'))
+                check_same_sequences(saved, test_set, row['label'])
+            predictions[row['label']] = saved['preds'][:shown_samples(options)]
     if test_set is None:
         raise ValueError(f'None of {paths} has a tested method row to merge.')
     if options.references:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from openstl_hrvq.api import Experiment, resolve_config
-from openstl_hrvq.api.model_info import count_parameters, describe_model, dummy_input, measure_throughput
+from openstl_hrvq.api.model_info import describe_model
 from openstl_hrvq.benchmark.entries import Entry
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ class CostProtocol:
 
 @dataclass
 class EntryRun:
-    """What running one entry produced; the predictions are in ``<save_dir>/saved/*.npy``."""
+    """What running one entry produced; the predictions are in ``<save_dir>/saved/*.npy``, ``scores`` holds
+    what its test computed on them (``metric()`` results by name)."""
 
     label: str
     save_dir: str
@@ -70,6 +71,7 @@ class EntryRun:
     test_mean: float | list | None = None
     test_std: float | list | None = None
     model_config: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
 
 
 def entry_config(entry: Entry, budget: Budget, out_dir: str, cfg_options: dict | None = None) -> dict:
@@ -92,11 +94,9 @@ def checkpoint_path(save_dir: str, given: str | None = None) -> str:
 
 def measure_cost(method: str, model, config: dict, device: str, protocol: CostProtocol) -> dict:
     """Parameters, FLOPs of one sample (fvcore) and throughput (sequences/s) of ``model`` on ``device``."""
-    model = model.to(device)
-    info = describe_model(method, model, config['in_shape'], config['pre_seq_length'], device=device)
-    sample = dummy_input(config['in_shape'], config['pre_seq_length'], device=device)
-    throughput = measure_throughput(model, sample, batch=protocol.batch, repeats=protocol.repeats)
-    return {'params': count_parameters(model), 'flops': info['flops'], 'throughput': throughput}
+    info = describe_model(method, model.to(device), config['in_shape'], config['pre_seq_length'], device=device,
+                          with_throughput=True, batch=protocol.batch, repeats=protocol.repeats)
+    return {key: info[key] for key in ('params', 'flops', 'throughput')}
 
 
 def _json_ready(value):
@@ -145,18 +145,19 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
                    params=cost['params'], flops=cost['flops'], throughput=cost['throughput'], device=device,
                    test_mean=_json_ready(getattr(dataset, 'mean', None)),
                    test_std=_json_ready(getattr(dataset, 'std', None)),
-                   model_config={key: _json_ready(config[key]) for key in SWEEP_KEYS if key in config})
+                   model_config={key: _json_ready(config[key]) for key in SWEEP_KEYS if key in config},
+                   scores=dict(experiment.method.test_results))
     if not load:
         with open(record_path, 'w') as handle:
             json.dump(asdict(run), handle, indent=1)
     return run
 
 
-def load_saved(save_dir: str) -> dict[str, np.ndarray]:
-    """``inputs``, ``trues`` and ``preds`` that the test of an entry wrote under ``<save_dir>/saved``."""
+def load_saved(save_dir: str, names=('inputs', 'trues', 'preds')) -> dict[str, np.ndarray]:
+    """The arrays ``names`` (of inputs, trues, preds) that the test of an entry wrote under ``<save_dir>/saved``."""
     folder = osp.join(save_dir, 'saved')
     arrays = {}
-    for name in ('inputs', 'trues', 'preds'):
+    for name in names:
         path = osp.join(folder, f'{name}.npy')
         if not osp.isfile(path):
             raise FileNotFoundError(f'{path} is missing: the entry was not tested; run it again without --load.')

@@ -1,7 +1,8 @@
-"""Score saved predictions with the plugin's leaderboard-parity :func:`openstl_hrvq.metrics.metric`.
+"""Score predictions with the plugin's leaderboard-parity :func:`openstl_hrvq.metrics.metric`.
 
-Every row of a leaderboard (trained methods and trivial references) goes through :func:`score_predictions`,
-so the table holds exactly what ``metric()`` gives for the arrays in ``saved/*.npy``.
+A trained method's row holds what its test (``LeaderboardTestMixin``, asked for :func:`leaderboard_metrics`)
+computed with ``metric()`` on the arrays it saved to ``saved/*.npy``; the trivial references go through
+:func:`score_predictions`. Either way the table holds exactly what ``metric()`` gives for those arrays.
 """
 from __future__ import annotations
 
@@ -26,15 +27,24 @@ def lpips_unavailable_reason() -> str | None:
     return None
 
 
+def leaderboard_metrics(with_lpips: bool = True) -> list[str]:
+    """The metric names a leaderboard scores (LPIPS left out when it cannot be computed)."""
+    return [name for name in LEADERBOARD_METRICS if with_lpips or name != 'lpips']
+
+
+def table_scores(results: dict) -> dict[str, float | None]:
+    """``metric()`` results -> one value per :data:`LEADERBOARD_METRICS`, None for absent or NaN LPIPS."""
+    scores = {name: results.get(name) for name in LEADERBOARD_METRICS}
+    if scores['lpips'] is not None and math.isnan(scores['lpips']):
+        scores['lpips'] = None
+    return scores
+
+
 def score_predictions(preds: np.ndarray, trues: np.ndarray, mean=None, std=None,
                       with_lpips: bool = True) -> dict[str, float | None]:
     """MSE, MAE (per-frame sums), SSIM, PSNR and LPIPS of ``preds`` against ``trues``, both ``(N, S, C, H, W)``.
 
     ``lpips`` is None when ``with_lpips`` is False or the network could not be loaded.
     """
-    names = [name for name in LEADERBOARD_METRICS if with_lpips or name != 'lpips']
-    results, _ = metric(preds, trues, mean, std, metrics=names, return_log=False)
-    scores = {name: results.get(name) for name in LEADERBOARD_METRICS}
-    if scores['lpips'] is not None and math.isnan(scores['lpips']):
-        scores['lpips'] = None
-    return scores
+    results, _ = metric(preds, trues, mean, std, metrics=leaderboard_metrics(with_lpips), return_log=False)
+    return table_scores(results)
