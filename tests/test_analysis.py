@@ -12,7 +12,8 @@ from PIL import Image
 from openstl_hrvq.analysis import (DEFAULT_CONDITIONS, add_noise, codebook_usage, compression_ratio,
                                    compression_table, corrupt, fragment_blur, gaussian_blur, global_indices,
                                    layer_contributions, layer_reconstructions, load_trained_model, perplexity,
-                                   snr_db, sweep_rows)
+                                   sweep_rows)
+from openstl_hrvq.metrics import snr_per_frame
 from openstl_hrvq.models import SHRVQVAE_Model
 from tests.helpers import TINY_MODEL, MovingSquares
 
@@ -86,7 +87,7 @@ def test_random_tree_usage_sums_at_every_layer():
 def test_noise_hits_the_requested_snr(target):
     frames = torch.rand(6, 1, 16, 16) * (torch.rand(6, 1, 1, 1) + 0.1)
     noisy = add_noise(frames, target, torch.Generator().manual_seed(0))
-    assert snr_db(frames, noisy).numpy() == pytest.approx(np.full(6, target), abs=1e-4)
+    assert snr_per_frame(noisy, frames).numpy() == pytest.approx(np.full(6, target), abs=1e-4)
 
 
 def test_blurs_keep_brightness_and_fragment_blur_stays_in_its_square():

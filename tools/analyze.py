@@ -31,7 +31,7 @@ from openstl_hrvq.analysis.compression import compression_markdown
 from openstl_hrvq.analysis.robustness import examples_figure, robustness_figure, robustness_markdown
 from openstl_hrvq.analysis.sweep import sweep_markdown
 from openstl_hrvq.analysis.layers import layer_figure
-from openstl_hrvq.api.experiment import choose_accelerator
+from openstl_hrvq.api.experiment import torch_device
 from openstl_hrvq.benchmark.table import read_rows
 from openstl_hrvq.visualization import save_image
 
@@ -61,8 +61,7 @@ def frames_of(inputs: np.ndarray, trues: np.ndarray) -> np.ndarray:
     return np.concatenate([inputs, trues], axis=1).reshape(-1, *inputs.shape[2:])
 
 
-def run_layers(trained, args) -> str:
-    inputs, trues = test_sequences(trained, args.num_sequences)
+def run_layers(trained, inputs: np.ndarray, trues: np.ndarray, args) -> str:
     vqvae = trained.model.vqvae
     frames = frames_of(inputs, trues)
     recon = torch.cat([layer_reconstructions(vqvae, torch.as_tensor(frames[start:start + 64], device=args.device)).cpu()
@@ -81,8 +80,7 @@ def run_layers(trained, args) -> str:
     return 'layers'
 
 
-def run_usage(trained, args) -> str:
-    inputs, trues = test_sequences(trained, args.num_sequences)
+def run_usage(trained, inputs: np.ndarray, trues: np.ndarray, args) -> str:
     indices = encode_frames(trained.model.vqvae, frames_of(inputs, trues), device=args.device)
     usage = codebook_usage(indices, trained.model.vqvae.codebook_size)
     with open(osp.join(args.out, 'subtrees.csv'), 'w', newline='') as handle:
@@ -96,8 +94,7 @@ def run_usage(trained, args) -> str:
     return 'usage'
 
 
-def run_robustness(trained, args) -> str:
-    inputs, trues = test_sequences(trained, args.num_sequences)
+def run_robustness(trained, inputs: np.ndarray, trues: np.ndarray, args) -> str:
     result = evaluate_robustness(trained.model, inputs, trues, predict_sequences=args.predict_sequences,
                                  batch_size=args.batch_size, seed=args.seed, device=args.device)
     curves = robustness_figure(result['rows'], osp.join(args.out, 'robustness.png'))
@@ -157,17 +154,17 @@ def create_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> list[str]:
     args = create_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s - %(message)s')
-    args.device = 'cpu' if choose_accelerator(args.device) == 'cpu' else (
-        args.device if args.device.startswith('cuda') else 'cuda')
+    args.device = torch_device(args.device)
     args.out = args.out or (osp.join(args.work_dir, 'analysis') if args.work_dir else osp.join('work_dirs', 'analysis'))
     os.makedirs(args.out, exist_ok=True)
     wanted = MODEL_ANALYSES + ('compression', 'sweep') if args.analysis == 'all' else (args.analysis,)
     done = []
     if any(name in MODEL_ANALYSES for name in wanted):
         trained = load_trained_model(args.work_dir, args.ckpt, args.device)
+        inputs, trues = test_sequences(trained, args.num_sequences)     # read once, shared by the analyses
         runners = {'layers': run_layers, 'usage': run_usage, 'robustness': run_robustness}
         with torch.no_grad():
-            done += [runners[name](trained, args) for name in wanted if name in MODEL_ANALYSES]
+            done += [runners[name](trained, inputs, trues, args) for name in wanted if name in MODEL_ANALYSES]
     if 'compression' in wanted:
         done.append(run_compression(args))
     if 'sweep' in wanted and (args.leaderboard or args.analysis == 'sweep'):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import os.path as osp
 import time
 
@@ -94,7 +93,9 @@ def run_one(method: str, train_set: str, args) -> tuple[dict, dict, dict]:
     train_seconds = time.perf_counter() - started
     window_scores = experiment.test()
     name = f'{method}_{TRAIN_SETS[train_set]}'
-    scores, outputs = evaluate(first_frame_predictor(experiment.method), eval_size=args.eval_size,
+    # Lightning leaves the model on the CPU after testing; the protocol runs on the chosen device.
+    predictor = first_frame_predictor(experiment.method.to(experiment.device))
+    scores, outputs = evaluate(predictor, eval_size=args.eval_size,
                                save_dir=osp.join(args.out_dir, 'predictions', name))
     config, train_data = experiment.config, experiment.train_loader.dataset
     record = {'method': method, 'train_set': train_set, 'experiment': experiment.save_dir,
@@ -136,7 +137,6 @@ def main(argv=None) -> dict:
                 example_figure(outputs[row], f'{label} trained on {train_set}, test set {row}', path)
         results[train_set][REFERENCE_LABEL] = reference
     paths = write_tables(results, args.out_dir, budget_note(runs, args))
-    os.makedirs(args.out_dir, exist_ok=True)
     with open(osp.join(args.out_dir, 'runs.json'), 'w') as handle:
         json.dump(runs, handle, indent=1)
     log.info('Tables written to %s', paths['md'])

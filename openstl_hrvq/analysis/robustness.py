@@ -104,13 +104,6 @@ def corrupt(frames: torch.Tensor, corruption: str, level, generator: torch.Gener
     return out.reshape(shape)
 
 
-def snr_db(clean: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
-    """Per-frame SNR in dB of ``corrupted`` against ``clean``: ``(N, C, H, W)`` -> ``(N,)`` (inf: unchanged frame)."""
-    signal = clean.double().square().mean(dim=(1, 2, 3))
-    error = (corrupted.double() - clean.double()).square().mean(dim=(1, 2, 3))
-    return 10 * torch.log10(signal / error)
-
-
 def pooled_snr_db(clean: torch.Tensor, corrupted: torch.Tensor) -> float:
     """SNR in dB of all frames together, ``10 log10(sum x^2 / sum (y - x)^2)``; finite unless nothing changed.
 

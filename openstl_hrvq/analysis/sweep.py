@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 from openstl_hrvq.analysis.compression import compression_ratio
+from openstl_hrvq.benchmark.entries import display_name
 
-SHRVQVAE_NAME = 'S-HR-VQVAE'
+SHRVQVAE_NAME = display_name('SHRVQVAE')
 
 
 def training_kind(model_config: dict) -> str:

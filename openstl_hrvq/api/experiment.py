@@ -69,6 +69,13 @@ def choose_accelerator(device: str) -> str:
     raise ValueError(f"Unknown --device {device!r}: use 'auto', 'cpu' or 'cuda'.")
 
 
+def torch_device(device: str) -> str:
+    """The torch device for a ``device`` of 'auto', 'cpu', 'cuda' or 'cuda:N': 'cpu', 'cuda' or 'cuda:N'."""
+    if choose_accelerator(device) == 'cpu':
+        return 'cpu'
+    return device.lower() if device.lower().startswith('cuda') else 'cuda'
+
+
 def setup_logging(save_dir: str, prefix: str) -> None:
     """Console and ``<save_dir>/<prefix>_<time>.log`` logging for the plugin and Lightning."""
     os.makedirs(save_dir, exist_ok=True)
@@ -112,6 +119,9 @@ class Experiment:
         self.method = method_class(steps_per_epoch=len(self.train_loader), test_mean=dataset.mean,
                                    test_std=dataset.std, save_dir=self.save_dir, **config)
         self.accelerator = choose_accelerator(config['device'])
+        #: Where the model runs outside the Trainer (cost measurement, custom evaluation); Lightning moves it
+        #: back to the CPU after fit and test.
+        self.device = 'cuda' if self.accelerator == 'gpu' else 'cpu'
         self.model_info = None
         self._write_config()
         self.trainer = self._build_trainer()
@@ -160,9 +170,8 @@ class Experiment:
     def display_method_info(self) -> dict:
         """Log the parameter count and FLOPs (fvcore) of the model, like OpenSTL does before training."""
         config = self.config
-        device = 'cuda' if self.accelerator == 'gpu' else 'cpu'
-        self.model_info = describe_model(config['method'], self.method.model.to(device), config['in_shape'],
-                                         config['pre_seq_length'], device=device,
+        self.model_info = describe_model(config['method'], self.method.model.to(self.device), config['in_shape'],
+                                         config['pre_seq_length'], device=self.device,
                                          with_throughput=bool(config.get('fps')))
         log.info('Model info (%s):\n%s\n%s', config['method'], self.model_info['flops_table'],
                  self.model_info['summary'])

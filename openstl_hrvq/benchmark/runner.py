@@ -137,7 +137,7 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
         train_time, steps = time.perf_counter() - start, int(experiment.trainer.global_step)
         path = None
     experiment.test(path)
-    device = 'cuda' if experiment.accelerator == 'gpu' else 'cpu'
+    device = experiment.device
     cost = measure_cost(config['method'], experiment.method.model, config, device, protocol)
     dataset = experiment.test_loader.dataset
     run = EntryRun(label=entry.label, save_dir=experiment.save_dir, epochs=int(config['epoch']),
