@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from openstl_hrvq.api.data import build_dataloaders
+from openstl_hrvq.api.data import test_arrays
 from openstl_hrvq.models import SHRVQVAE_Model
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,9 @@ def test_sequences(trained: TrainedModel, num_sequences: int | None = None) -> t
     if osp.isfile(osp.join(saved, 'inputs.npy')) and osp.isfile(osp.join(saved, 'trues.npy')):
         inputs, trues = np.load(osp.join(saved, 'inputs.npy')), np.load(osp.join(saved, 'trues.npy'))
     else:
-        config = dict(trained.config, num_workers=0, train_size=1,
-                      test_size=num_sequences or trained.config.get('test_size'))
+        config = dict(trained.config, test_size=num_sequences or trained.config.get('test_size'))
         log.info('No saved test arrays under %s: loading the test split of %s', saved, config['dataname'])
-        _, _, loader, _ = build_dataloaders(config)
-        batches = list(loader)
-        inputs = np.concatenate([x.numpy() for x, _ in batches])
-        trues = np.concatenate([y.numpy() for _, y in batches])
+        inputs, trues, _ = test_arrays(config)
     if num_sequences is not None:
         inputs, trues = inputs[:num_sequences], trues[:num_sequences]
     return inputs, trues

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os.path as osp
 
+import numpy as np
+
 from openstl_hrvq import openstl_bridge
 from openstl_hrvq.datasets import dataset_parameters as plugin_parameters
 from openstl_hrvq.datasets import load_data as plugin_load_data
@@ -66,3 +68,16 @@ def build_dataloaders(config: dict):
         train, val, test = plugin_load_data(dataname, **common, **kwargs)
         source = 'openstl_hrvq'
     return train, (val if val is not None else test), test, source
+
+
+def test_arrays(config: dict):
+    """The test split that :func:`build_dataloaders` gives ``config``, as arrays.
+
+    Returns:
+        ``(inputs (N, T_in, C, H, W), targets (N, S, C, H, W), dataset)``; the dataset carries ``mean``/``std``.
+        Only the test split is wanted, so the training set is cut to one sequence and no workers start.
+    """
+    _, _, loader, _ = build_dataloaders(dict(config, train_size=1, num_workers=0))
+    batches = list(loader)
+    return (np.concatenate([x.numpy() for x, _ in batches]), np.concatenate([y.numpy() for _, y in batches]),
+            loader.dataset)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from openstl_hrvq.api.data import all_dataset_parameters, build_dataloaders
+from openstl_hrvq.api.data import all_dataset_parameters, test_arrays
 from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.benchmark.entries import Entry, openstl_root
 from openstl_hrvq.benchmark.references import reference_predictions
@@ -76,14 +76,9 @@ def reference_test_set(budget: Budget) -> TestSet:
     if budget.dataname not in parameters:
         raise ValueError(f"Unknown dataset '{budget.dataname}': choose one of {sorted(parameters)}.")
     config = dict(DEFAULTS, **parameters[budget.dataname])
-    config.update(dataname=budget.dataname, data_root=budget.data_root, test_size=budget.test_size, train_size=1,
-                  num_workers=0)
-    _, _, test_loader, _ = build_dataloaders(config)
-    batches = list(test_loader)
-    dataset = test_loader.dataset
-    return TestSet(inputs=np.concatenate([x.numpy() for x, _ in batches]),
-                   trues=np.concatenate([y.numpy() for _, y in batches]),
-                   mean=getattr(dataset, 'mean', None), std=getattr(dataset, 'std', None))
+    config.update(dataname=budget.dataname, data_root=budget.data_root, test_size=budget.test_size)
+    inputs, trues, dataset = test_arrays(config)
+    return TestSet(inputs, trues, mean=getattr(dataset, 'mean', None), std=getattr(dataset, 'std', None))
 
 
 def check_same_sequences(saved: dict, test_set: TestSet, label: str) -> None:
