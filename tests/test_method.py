@@ -88,7 +88,7 @@ def test_joint_loss_trains_decoder_on_the_codes_the_prior_predicted(tmp_path):
     true_codes = vqvae.encode(frames)[:, 4:]
     # Make the prior's predictions differ from the true codes, so the two possible targets are told apart.
     with torch.no_grad():
-        logits = prior(vqvae.encode(frames), order='parallel')
+        logits = prior(vqvae.encode(frames))
     predicted = logits[:, 4:].argmax(dim=3)
     if torch.equal(predicted, true_codes):
         pytest.skip('untrained prior happened to predict every code')

@@ -50,11 +50,34 @@ def test_raster_order_is_used_when_configured():
     config = dict(TINY, decode_order='raster')
     model, prediction = predict(config, batch_size=2)
     check_prediction(prediction, (2, 2, 1, 16, 16))
+    assert model.decode_order == 'raster' and model.prior.decode_order == 'raster'
     frames = torch.rand(1, 3, 1, 16, 16)
     with torch.no_grad():
         context = model.vqvae.encode(frames)
-        expected = model.vqvae.decode_indices(model.prior.predict(context, 2, order='raster'))
+        expected = model.vqvae.decode_indices(model.prior.predict(context, 2))
         torch.testing.assert_close(model(frames), expected)
+
+
+def test_mean_of_samples_averages_each_clips_own_rollouts():
+    """At a vanishing temperature every sampled rollout is the argmax rollout, so the mean of N of them is the
+    argmax prediction of the same clip (a mix-up of clips across the batch would break this); at T = 1 the
+    mean of N rollouts is the average of N different frame sequences, hence not any single one of them."""
+    frames = torch.rand(3, 3, 1, 16, 16)
+    torch.manual_seed(0)
+    argmax = SHRVQVAE_Model(**TINY).eval()
+    with torch.no_grad():
+        argmax.prior.decoder.out_bias.normal_()    # untrained ReLU features tie logits exactly; break the ties
+    peaked = SHRVQVAE_Model(**TINY, sample_temperature=1e-6, decoding_samples=4).eval()
+    peaked.load_state_dict(argmax.state_dict())
+    assert argmax.decoding == 'argmax' and peaked.decoding == 'mean of 4 samples (T=1e-06)'
+    with torch.no_grad():
+        torch.testing.assert_close(peaked(frames), argmax(frames))
+        peaked.sample_temperature = 1.0
+        mean = peaked(frames)
+        peaked.decoding_samples = 1
+        single = peaked(frames)
+    check_prediction(mean, (3, 2, 1, 16, 16))
+    assert not torch.equal(mean, single)
 
 
 def test_unknown_config_keys_are_ignored_and_model_keys_are_complete():
@@ -80,7 +103,31 @@ def test_wrong_input_shape_raises_one_clear_error(frames, message):
     (dict(in_shape=(3, 1, 18, 16)), 'divisible by 4'),
     (dict(in_shape=(3, 16, 16)), r'\(T, C, H, W\)'),
     (dict(decode_order='zigzag'), 'decode_order'),
+    (dict(decoding_samples=0), 'decoding_samples'),
+    (dict(decoding_samples=4), 'sample_temperature > 0'),
 ])
 def test_bad_config_raises_a_clear_error(change, message):
     with pytest.raises(ValueError, match=message):
         SHRVQVAE_Model(**dict(TINY, **change))
+
+
+def test_prior_builds_only_its_decode_orders_head():
+    parallel, raster = (SHRVQVAE_Model(**TINY, decode_order=order) for order in ('parallel', 'raster'))
+    assert not any('raster' in name or 'Raster' in type(m).__name__ for name, m in parallel.named_modules())
+    assert type(raster.prior.head).__name__ == 'RasterHead'
+    trunk_and_tokenizer = count_parameters(parallel) - count_parameters(parallel.prior.head)
+    assert trunk_and_tokenizer == count_parameters(raster) - count_parameters(raster.prior.head)
+
+
+def test_teacher_forced_cost_counts_what_prediction_runs():
+    """The stand-in fvcore counts raster decoding on has exactly the FLOPs of the parallel prediction it
+    replaces when both are traced on a parallel model (the same layers, once per token)."""
+    from openstl_hrvq.api.model_info import count_flops, dummy_input
+    from openstl_hrvq.models.shrvqvae_model import TeacherForcedCost
+    model = SHRVQVAE_Model(**TINY)
+    sample = dummy_input(model.in_shape, model.pre_seq_length)
+    predicted, _ = count_flops(model, sample)
+    stand_in, _ = count_flops(TeacherForcedCost(model), sample)
+    assert predicted > 0 and abs(stand_in - predicted) <= 1e-6 * predicted
+    raster = SHRVQVAE_Model(**dict(TINY, decode_order='raster'))
+    assert isinstance(raster.flop_counting_module(), TeacherForcedCost)

@@ -3,6 +3,7 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from openstl_hrvq.models import STPixelCNN
 from openstl_hrvq.modules.attention import CausalSpatioTemporalAttention
@@ -50,33 +51,33 @@ def successors(order, token, shape):
 @pytest.mark.parametrize('order', ORDERS)
 def test_causality_by_perturbation(order):
     """Perturbing any token changes no logit of a token at or before it in `order`, but changes later ones."""
-    prior = tiny_prior()
+    prior = tiny_prior(decode_order=order)
     shape = (3, 3, 5, 4)                      # odd height exercises the trunk's padding
     indices = torch.randint(0, 4, (1, *shape))
     with torch.no_grad():
-        base = prior(indices, order)
+        base = prior(indices)
         for token in itertools.product(*(range(n) for n in shape)):
             perturbed = indices.clone()
             perturbed[(0, *token)] = (perturbed[(0, *token)] + 1) % 4
-            changed = (prior(perturbed, order) - base).abs().amax(dim=3)[0] > 1e-9     # (T, L, h, w)
+            changed = (prior(perturbed) - base).abs().amax(dim=3)[0] > 1e-9     # (T, L, h, w)
             for other in map(tuple, changed.nonzero().tolist()):
                 assert precedes(order, token, other), f"{order}: token {token} leaks into {other}"
             for successor in successors(order, token, shape):
                 assert changed[successor], f"{order}: token {token} does not reach {successor}"
 
 
-def naive_predict(prior, context, num_future, order):
+def naive_predict(prior, context, num_future):
     """Argmax decoding that recomputes the full teacher-forced forward for every single token."""
     batch, _, layers, height, width = context.shape
     sequence = torch.cat([context, context.new_zeros(batch, num_future, layers, height, width)], dim=1)
     start = context.shape[1]
     for t in range(start, start + num_future):
-        if order == 'raster':
+        if prior.decode_order == 'raster':
             steps = [(i, r, c) for r in range(height) for c in range(width) for i in range(layers)]
         else:
             steps = [(i, None, None) for i in range(layers)]
         for i, r, c in steps:
-            logits = prior(sequence[:, :t + 1], order)[:, t, i]                  # (B, M, h, w)
+            logits = prior(sequence[:, :t + 1])[:, t, i]                  # (B, M, h, w)
             choice = logits.argmax(dim=1)
             if r is None:
                 sequence[:, t, i] = choice
@@ -88,16 +89,16 @@ def naive_predict(prior, context, num_future, order):
 @pytest.mark.parametrize('order', ORDERS)
 def test_cached_predict_equals_naive_predict(order):
     """predict() with its trunk state and receptive-field crops decodes exactly what full recomputation does."""
-    prior = tiny_prior(num_layers=2)
+    prior = tiny_prior(num_layers=2, decode_order=order)
     context = torch.randint(0, 4, (2, 3, 2, 4, 5))
     with torch.no_grad():
-        expected = naive_predict(prior, context, 2, order)
-    assert torch.equal(prior.predict(context, 2, order=order), expected)
+        expected = naive_predict(prior, context, 2)
+    assert torch.equal(prior.predict(context, 2), expected)
 
 
 def test_incremental_raster_head_equals_whole_frame_head():
     """Row-by-row, position-by-position features of the raster head equal its whole-frame features."""
-    head = tiny_prior(kernel_size=5).raster_head
+    head = tiny_prior(kernel_size=5, decode_order='raster').head
     tokens, context = torch.randn(2, 8, 6, 7, dtype=torch.double), torch.randn(2, 8, 6, 7, dtype=torch.double)
     with torch.no_grad():
         expected = head(tokens, context)
@@ -114,30 +115,30 @@ def test_prior_learns_and_reproduces_a_fixed_sequence(order):
     """The prior drives the CE of a tiny fixed code sequence near zero and then predicts it exactly."""
     torch.manual_seed(1)
     codes = torch.randint(0, 4, (2, 4, 3, 4, 4))
-    prior = STPixelCNN(3, 4, hidden_channels=32, num_blocks=2, num_heads=2, max_frames=8)
+    prior = STPixelCNN(3, 4, hidden_channels=32, num_blocks=2, num_heads=2, max_frames=8, decode_order=order)
     optimizer = torch.optim.Adam(prior.parameters(), lr=3e-3)
     for _ in range(400):
-        loss = prior.loss(codes, num_context=2, order=order)
+        loss = prior.loss(codes, first_frame=2)
         if loss.item() < 0.02:
             break
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert prior.loss(codes, num_context=2, order=order).item() < 0.05
-    assert torch.equal(prior.predict(codes[:, :2], 2, order=order), codes[:, 2:])
+    assert prior.loss(codes, first_frame=2).item() < 0.05
+    assert torch.equal(prior.predict(codes[:, :2], 2), codes[:, 2:])
 
 
 @pytest.mark.parametrize('order', ORDERS)
 def test_sampling_varies_and_stays_in_range(order):
-    prior = STPixelCNN(2, 8, hidden_channels=16, num_blocks=2, num_heads=2, max_frames=8)
+    prior = STPixelCNN(2, 8, hidden_channels=16, num_blocks=2, num_heads=2, max_frames=8, decode_order=order)
     context = torch.randint(0, 8, (2, 2, 2, 4, 4))
     torch.manual_seed(0)
-    first = prior.predict(context, 2, order=order, temperature=1.0)
-    second = prior.predict(context, 2, order=order, temperature=1.0)
+    first = prior.predict(context, 2, temperature=1.0)
+    second = prior.predict(context, 2, temperature=1.0)
     assert first.dtype == torch.int64 and first.shape == (2, 2, 2, 4, 4)
     assert 0 <= int(first.min()) and int(first.max()) < 8
     assert not torch.equal(first, second)
-    assert torch.equal(prior.predict(context, 2, order=order), prior.predict(context, 2, order=order))
+    assert torch.equal(prior.predict(context, 2), prior.predict(context, 2))
 
 
 @pytest.mark.parametrize('layers, codebook, height, frames_in, frames_out', [
@@ -148,20 +149,77 @@ def test_sampling_varies_and_stays_in_range(order):
     (1, 512, 8, 2, 2),        # one flat layer
 ])
 def test_shapes_and_dtypes(layers, codebook, height, frames_in, frames_out):
-    prior = STPixelCNN(layers, codebook, hidden_channels=16, num_blocks=2, num_heads=2)
     indices = torch.randint(0, codebook, (1, frames_in + frames_out, layers, height, height))
     for order in ORDERS:
-        logits = prior(indices, order=order)
+        prior = STPixelCNN(layers, codebook, hidden_channels=16, num_blocks=2, num_heads=2, decode_order=order)
+        logits = prior(indices)
         assert logits.shape == (1, frames_in + frames_out, layers, codebook, height, height)
         assert logits.dtype == torch.float32
-        future_logits = prior(indices, order=order, first_frame=frames_in)
+        future_logits = prior(indices, first_frame=frames_in)
         assert torch.allclose(future_logits, logits[:, frames_in:], atol=1e-5)
-        loss = prior.loss(indices, frames_in, order=order)
+        loss = prior.loss(indices, frames_in)
         assert loss.dim() == 0 and torch.isfinite(loss)
-    future = prior.predict(indices[:, :frames_in], frames_out)
-    assert future.shape == (1, frames_out, layers, height, height) and future.dtype == torch.int64
-    raster = prior.predict(indices[:, :frames_in, :, :8, :8], 1, order='raster')
-    assert raster.shape == (1, 1, layers, 8, 8) and raster.dtype == torch.int64
+        crop = indices[:, :frames_in] if order == 'parallel' else indices[:, :frames_in, :, :8, :8]
+        future = prior.predict(crop, frames_out if order == 'parallel' else 1)
+        assert future.shape == (1, frames_out if order == 'parallel' else 1, layers, *crop.shape[-2:])
+        assert future.dtype == torch.int64
+
+
+@pytest.mark.parametrize('order', ORDERS)
+def test_resampled_history_holds_the_priors_own_one_step_predictions(order):
+    """p = 1 replaces every frame after the first by what the prior decodes from the true frames before it
+    (parallel: exactly predict()'s decoding; raster: the argmax of the teacher-forced logits); p = 0 keeps all."""
+    prior = tiny_prior(num_layers=2, decode_order=order)
+    indices = torch.randint(0, 4, (2, 4, 2, 4, 5))
+    assert torch.equal(prior.resample_history(indices, 0.0), indices)
+    history = prior.resample_history(indices, 1.0, temperature=0.0)
+    assert torch.equal(history[:, 0], indices[:, 0])
+    with torch.no_grad():
+        for t in range(1, 4):
+            if order == 'parallel':
+                expected = prior.predict(indices[:, :t], 1)[:, 0]
+            else:
+                expected = prior(indices[:, :t + 1])[:, t].argmax(dim=2)
+            assert torch.equal(history[:, t], expected)
+    assert not torch.equal(history, indices)
+
+
+def test_resampling_rounds_reach_the_full_rollout():
+    """T - 1 rounds at probability 1 turn the history into the prior's own argmax rollout from frame 0."""
+    prior = tiny_prior(num_layers=2)
+    indices = torch.randint(0, 4, (2, 4, 2, 4, 5))
+    rollout = prior.predict(indices[:, :1], 3)
+    assert torch.equal(prior.resample_history(indices, 1.0, temperature=0.0, rounds=3)[:, 1:], rollout)
+    assert not torch.equal(prior.resample_history(indices, 1.0, temperature=0.0, rounds=1)[:, 1:], rollout)
+
+
+def test_history_feeds_the_past_and_indices_the_current_frame():
+    """With a history, the logits of frame t read frames < t from the history only, and frame t's own
+    coarser layers from indices."""
+    prior = tiny_prior(num_layers=2)
+    indices = torch.randint(0, 4, (1, 3, 2, 4, 4))
+    history = torch.randint(0, 4, (1, 3, 2, 4, 4))
+    with torch.no_grad():
+        base = prior(indices, first_frame=1, history=history)
+        changed_past = indices.clone()
+        changed_past[:, 0] = (changed_past[:, 0] + 1) % 4
+        assert torch.equal(prior(changed_past, first_frame=1, history=history), base)
+        changed_history = history.clone()
+        changed_history[:, 0] = (changed_history[:, 0] + 1) % 4
+        assert not torch.equal(prior(indices, first_frame=1, history=changed_history), base)
+        assert torch.equal(prior(indices, first_frame=1, history=indices), prior(indices, first_frame=1))
+
+
+def test_layer_weights_select_the_layers_the_loss_scores():
+    prior = tiny_prior()
+    indices = torch.randint(0, 4, (2, 3, 3, 4, 4))
+    with torch.no_grad():
+        logits = prior(indices, first_frame=1)
+        coarse_only = F.cross_entropy(logits[:, :, 0].movedim(2, 1), indices[:, 1:, 0])
+        torch.testing.assert_close(prior.loss(indices, 1, layer_weights=(1.0, 0.0, 0.0)), coarse_only)
+        torch.testing.assert_close(prior.loss(indices, 1, layer_weights=(2.0, 2.0, 2.0)), prior.loss(indices, 1))
+    with pytest.raises(ValueError, match='one weight per layer'):
+        prior.loss(indices, 1, layer_weights=(1.0, 1.0))
 
 
 def test_default_moving_mnist_prior_is_small():
@@ -188,10 +246,12 @@ def test_invalid_indices_raise_one_clear_error(bad, match):
 def test_invalid_order_and_lengths_raise():
     prior = STPixelCNN(3, 4, hidden_channels=16, num_blocks=1, num_heads=2, max_frames=8)
     indices = torch.zeros(1, 4, 3, 4, 4, dtype=torch.long)
-    with pytest.raises(ValueError, match='order'):
-        prior(indices, order='zigzag')
-    with pytest.raises(ValueError, match='num_context'):
+    with pytest.raises(ValueError, match='decode_order'):
+        STPixelCNN(3, 4, decode_order='zigzag')
+    with pytest.raises(ValueError, match='first_frame'):
         prior.loss(indices, 4)
+    with pytest.raises(ValueError, match='history'):
+        prior.loss(indices, 1, history=indices[:, :3])
     with pytest.raises(ValueError, match='max_frames'):
         prior.predict(indices, 5)
 

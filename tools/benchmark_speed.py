@@ -115,27 +115,30 @@ def main(argv=None) -> dict:
     results['vq step'] = median_seconds(vq_step, args.repeats, args.warmup, device)
 
     tokens = model.vqvae.encode(clip)
-    prior_optimizer = torch.optim.Adam(model.prior.parameters(), lr=3e-4)
-    for order in ('parallel', 'raster'):
-        def prior_step(order=order):
-            model.prior.train()
-            loss = model.prior.loss(tokens, model.pre_seq_length, order=order)
+    model.eval()
+    orders = ('parallel',) if args.skip_raster else ('parallel', 'raster')
+    for order in orders:
+        # The prior builds only the head of its decode order: one prior per order, on the same tokenizer.
+        torch.manual_seed(0)
+        ordered = SHRVQVAE_Model(**dict(config, decode_order=order)).to(device)
+        ordered.vqvae = model.vqvae
+        prior = ordered.prior
+        prior_optimizer = torch.optim.Adam(prior.parameters(), lr=3e-4)
+
+        def prior_step():
+            prior.train()
+            loss = prior.loss(tokens, ordered.pre_seq_length)
             prior_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             prior_optimizer.step()
 
-        results[f'prior step ({order})'] = median_seconds(prior_step, args.repeats, args.warmup, device)
-
-    model.eval()
-    orders = ('parallel',) if args.skip_raster else ('parallel', 'raster')
-    for order in orders:
-        model.decode_order = order
-        repeats = args.repeats if order == 'parallel' else args.raster_repeats
-
         def prediction():
             with torch.no_grad():
-                model(inputs)
+                ordered(inputs)
 
+        results[f'prior step ({order})'] = median_seconds(prior_step, args.repeats, args.warmup, device)
+        prior.eval()
+        repeats = args.repeats if order == 'parallel' else args.raster_repeats
         results[f'predict {order}'] = median_seconds(prediction, repeats, args.warmup, device)
 
     logger.info('batch %d, %d -> %d frames of %dx%d, median of %d runs (raster prediction: %d)',

@@ -28,12 +28,17 @@ def dummy_input(in_shape, pre_seq_length: int, batch: int = 1, device='cpu') -> 
 
 
 def count_flops(model: torch.nn.Module, sample: torch.Tensor) -> tuple[int, str]:
-    """Total FLOPs of ``model(sample)`` (fvcore's count: one multiply-add = one flop) and fvcore's table."""
+    """Total FLOPs of ``model(sample)`` (fvcore's count: one multiply-add = one flop) and fvcore's table.
+
+    A model with a ``flop_counting_module()`` is counted on the module it returns (an equal-cost stand-in for a
+    forward pass that tracing would unroll, such as S-HR-VQVAE's raster decoding).
+    """
     was_training = model.training
     model.eval()
+    counted = model.flop_counting_module() if hasattr(model, 'flop_counting_module') else model
     try:
         with torch.no_grad():
-            analysis = FlopCountAnalysis(model, sample)
+            analysis = FlopCountAnalysis(counted, sample)
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             total = int(analysis.total())
             table = flop_count_table(analysis, max_depth=2)

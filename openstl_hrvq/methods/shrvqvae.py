@@ -29,9 +29,13 @@ from openstl_hrvq.models import SHRVQVAE_Model
 
 log = logging.getLogger(__name__)
 
+#: Which frames the prior's cross-entropy scores: the predicted ones (paper) or every frame after the first.
+PRIOR_LOSS_FRAMES = ('future', 'all')
+
 #: Config keys read by the method itself (the model reads ``SHRVQVAE_Model.MODEL_KEYS``).
 METHOD_KEYS = ('vq_epochs', 'prior_epochs', 'joint_epochs', 'vq_lr', 'prior_lr', 'joint_lr', 'joint_lambda',
-               'vq_frames', 'lr', 'sched', 'min_lr', 'warmup_epoch', 'weight_decay', 'opt_betas', 'opt_eps', 'clip_grad',
+               'vq_frames', 'prior_loss_frames', 'prior_resample_prob', 'prior_resample_temperature',
+               'prior_resample_rounds', 'prior_layer_weights', 'lr', 'sched', 'min_lr', 'warmup_epoch', 'weight_decay', 'opt_betas', 'opt_eps', 'clip_grad',
                'metrics', 'pre_seq_length', 'aft_seq_length', 'epoch')
 
 
@@ -56,6 +60,17 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         if self.vq_frames is not None and (not isinstance(self.vq_frames, int) or self.vq_frames < 1):
             raise ValueError(f'vq_frames must be a positive integer (frames per clip the tokenizer trains on) '
                              f'or None for every frame, got {self.vq_frames!r}.')
+        self.prior_loss_frames = config.get('prior_loss_frames', 'future')
+        if self.prior_loss_frames not in PRIOR_LOSS_FRAMES:
+            raise ValueError(f'prior_loss_frames must be one of {PRIOR_LOSS_FRAMES}, got {self.prior_loss_frames!r}.')
+        self.prior_resample_prob = float(config.get('prior_resample_prob') or 0.0)
+        if not 0.0 <= self.prior_resample_prob <= 1.0:
+            raise ValueError(f'prior_resample_prob must lie in [0, 1], got {self.prior_resample_prob}.')
+        self.prior_resample_temperature = float(config.get('prior_resample_temperature', 1.0))
+        self.prior_resample_rounds = config.get('prior_resample_rounds', 1)
+        if not isinstance(self.prior_resample_rounds, int) or self.prior_resample_rounds < 1:
+            raise ValueError(f'prior_resample_rounds must be a positive integer, got {self.prior_resample_rounds!r}.')
+        self.prior_layer_weights = config.get('prior_layer_weights')
         self.stage = None          # set by the first training batch, from the (possibly restored) epoch
         self._announced_stage = None
         self.test_outputs = []
@@ -165,10 +180,23 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         return out.loss, logs
 
     def prior_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Stage ``prior``: cross-entropy of the future codes under teacher forcing (eq. 7)."""
+        """Stage ``prior``: cross-entropy of the codes (eq. 7), frames: (B, T, C, H, W).
+
+        ``prior_loss_frames = 'all'`` scores every frame after the first instead of the future ones only:
+        the trunk computes their contexts anyway, and each is a next-frame prediction as good as a future one.
+        ``prior_resample_prob = p`` trains on self-resampled histories (:meth:`STPixelCNN.resample_history`):
+        each past frame is, with probability p, the prior's own one-step prediction, so that it learns to
+        recover from its mistakes instead of drifting when it rolls out on its own predictions.
+        """
+        prior = self.model.prior
         with torch.no_grad():
             indices = self.model.vqvae.encode(frames)
-        return self.model.prior.loss(indices, self.hparams.pre_seq_length, order=self.model.decode_order), {}
+            history = None
+            if self.prior_resample_prob > 0:
+                history = prior.resample_history(indices, self.prior_resample_prob, self.prior_resample_temperature,
+                                                 self.prior_resample_rounds)
+        first_frame = 1 if self.prior_loss_frames == 'all' else self.hparams.pre_seq_length
+        return prior.loss(indices, first_frame, history=history, layer_weights=self.prior_layer_weights), {}
 
     def joint_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Stage ``joint`` (eq. 9): L_prior + lambda * ||x - D(e_C(predicted codes))||^2.
@@ -181,7 +209,7 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         with torch.no_grad():
             indices = self.model.vqvae.encode(frames)
         prior = self.model.prior
-        logits = prior(indices, order=self.model.decode_order, first_frame=num_context)
+        logits = prior(indices, first_frame=num_context)
         prior_loss = F.cross_entropy(logits.movedim(3, 1), indices[:, num_context:])
         predicted = logits.argmax(dim=3)
         decoded = self.model.vqvae.decode_indices(predicted)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ..modules.conv_blocks import DOWNSAMPLE_FACTOR
@@ -10,9 +11,6 @@ from .hrvqvae import HRVQVAE
 from .st_pixelcnn import STPixelCNN
 
 __all__ = ['SHRVQVAE_Model']
-
-DECODE_ORDERS = ('raster', 'parallel')
-
 
 class SHRVQVAE_Model(nn.Module):
     """Video predictor of S-HR-VQVAE: encode the inputs to tree indices, predict the future indices
@@ -30,20 +28,24 @@ class SHRVQVAE_Model(nn.Module):
             widths 48 / 24 reconstruct Moving-MNIST digits as well as 64 / 32 after equal training
             and cost 0.55x the compute, which keeps a 320-frame training step within 1.2 s on 2 cores.
         decode_order: ``'parallel'`` (layer by layer, all positions at once) or ``'raster'`` (paper).
-        sample_temperature: 0 takes the argmax token, > 0 samples.
+        sample_temperature: 0 takes the argmax token (paper), > 0 samples from the prior at that temperature.
+        decoding_samples: N >= 1; with N > 1 the prediction is the mean of N frame sequences decoded from N
+            rollouts sampled at ``sample_temperature`` (> 0): an estimate of the conditional mean, which is
+            what MSE rewards, where the argmax rollout commits to one guess per position.
     """
 
     MODEL_KEYS = ('in_shape', 'pre_seq_length', 'aft_seq_length', 'vq_layers', 'vq_codebook_size',
                   'vq_latent_dim', 'vq_hidden', 'vq_res_hidden', 'vq_res_blocks', 'vq_beta', 'vq_ema',
                   'vq_decay', 'prior_hidden', 'prior_blocks', 'prior_heads', 'prior_kernel', 'decode_order',
-                  'sample_temperature')
+                  'sample_temperature', 'decoding_samples')
 
     def __init__(self, in_shape: Sequence[int], pre_seq_length: int | None = None,
                  aft_seq_length: int | None = None, vq_layers: int = 3, vq_codebook_size: int = 4,
                  vq_latent_dim: int = 4, vq_hidden: int = 48, vq_res_hidden: int = 24, vq_res_blocks: int = 2,
                  vq_beta: float = 0.25, vq_ema: bool = True, vq_decay: float = 0.99, prior_hidden: int = 64,
                  prior_blocks: int = 4, prior_heads: int = 4, prior_kernel: int = 3,
-                 decode_order: str = 'parallel', sample_temperature: float = 0.0, **unused_config):
+                 decode_order: str = 'parallel', sample_temperature: float = 0.0, decoding_samples: int = 1,
+                 **unused_config):
         super().__init__()
         if len(in_shape) != 4:
             raise ValueError(f'in_shape must be (T, C, H, W), got {tuple(in_shape)}.')
@@ -51,20 +53,23 @@ class SHRVQVAE_Model(nn.Module):
         if H % DOWNSAMPLE_FACTOR or W % DOWNSAMPLE_FACTOR:
             raise ValueError(
                 f'in_shape frame size {H}x{W} is not divisible by {DOWNSAMPLE_FACTOR}; resize or pad the frames.')
-        if decode_order not in DECODE_ORDERS:
-            raise ValueError(f'decode_order must be one of {DECODE_ORDERS}, got {decode_order!r}.')
         self.in_shape = (T, C, H, W)
         self.pre_seq_length = int(pre_seq_length) if pre_seq_length is not None else T
         self.aft_seq_length = int(aft_seq_length) if aft_seq_length is not None else self.pre_seq_length
-        self.decode_order = decode_order
+        if not isinstance(decoding_samples, int) or decoding_samples < 1:
+            raise ValueError(f'decoding_samples must be a positive integer, got {decoding_samples!r}.')
+        if decoding_samples > 1 and sample_temperature <= 0:
+            raise ValueError(f'decoding_samples={decoding_samples} averages sampled rollouts, which needs '
+                             f'sample_temperature > 0 (got {sample_temperature}); use 1.0 to sample the prior.')
         self.sample_temperature = float(sample_temperature)
+        self.decoding_samples = decoding_samples
         self.vqvae = HRVQVAE(in_channels=C, hidden_channels=vq_hidden, res_channels=vq_res_hidden,
                              num_res_blocks=vq_res_blocks, latent_dim=vq_latent_dim, num_layers=vq_layers,
                              codebook_size=vq_codebook_size, beta=vq_beta, ema=vq_ema, decay=vq_decay)
         self.prior = STPixelCNN(num_layers=vq_layers, codebook_size=vq_codebook_size,
                                 hidden_channels=prior_hidden, num_blocks=prior_blocks, num_heads=prior_heads,
-                                kernel_size=prior_kernel,
-                                max_frames=self.pre_seq_length + self.aft_seq_length)
+                                kernel_size=prior_kernel, max_frames=self.pre_seq_length + self.aft_seq_length,
+                                decode_order=decode_order)
 
     def _check_input(self, batch_x: Tensor) -> None:
         expected = (self.pre_seq_length, *self.in_shape[1:])
@@ -73,10 +78,55 @@ class SHRVQVAE_Model(nn.Module):
                 f'Expected input frames of shape (B, {", ".join(map(str, expected))}), got '
                 f'{tuple(batch_x.shape)}; set in_shape / pre_seq_length to match the data.')
 
+    @property
+    def decode_order(self) -> str:
+        return self.prior.decode_order
+
+    @property
+    def decoding(self) -> str:
+        """How predictions are decoded, in words (every result table names it)."""
+        if self.decoding_samples > 1:
+            return f'mean of {self.decoding_samples} samples (T={self.sample_temperature:g})'
+        return 'argmax' if self.sample_temperature <= 0 else f'sample (T={self.sample_temperature:g})'
+
+    def flop_counting_module(self) -> nn.Module:
+        """The module whose traced forward fvcore counts FLOPs on (see ``api.model_info.count_flops``).
+
+        Tracing raster decoding unrolls its loop over every position, layer and frame (minutes on a CPU for
+        one count); :class:`TeacherForcedCost` evaluates the same layers once per token in one pass instead.
+        The parallel order's prediction traces quickly and is counted as it runs.
+        """
+        return TeacherForcedCost(self) if self.decode_order == 'raster' else self
+
     def forward(self, batch_x: Tensor) -> Tensor:
         """Predict the future: ``(B, pre_seq_length, C, H, W)`` -> ``(B, aft_seq_length, C, H, W)`` in [0, 1]."""
         self._check_input(batch_x)
         context = self.vqvae.encode(batch_x)
-        future = self.prior.predict(context, self.aft_seq_length, order=self.decode_order,
-                                    temperature=self.sample_temperature)
-        return self.vqvae.decode_indices(future)
+        samples = self.decoding_samples
+        if samples > 1:
+            context = context.repeat_interleave(samples, dim=0)
+        future = self.prior.predict(context, self.aft_seq_length, temperature=self.sample_temperature)
+        frames = self.vqvae.decode_indices(future)
+        return frames.unflatten(0, (-1, samples)).mean(dim=1) if samples > 1 else frames
+
+
+class TeacherForcedCost(nn.Module):
+    """Prediction's FLOPs without its decoding loop: encode, one teacher-forced prior pass over the future
+    frames, decode.
+
+    Incremental decoding evaluates every layer of the prior once per token (the trunk once per frame, the head
+    once per position), which is what one teacher-forced pass over the same number of tokens evaluates. The
+    future tokens fed here are placeholders: FLOPs do not depend on their values.
+    """
+
+    def __init__(self, model: SHRVQVAE_Model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch_x: Tensor) -> Tensor:
+        """``(B, pre_seq_length, C, H, W)`` -> ``(B, aft_seq_length, C, H, W)`` (placeholder frames)."""
+        model = self.model
+        context = model.vqvae.encode(batch_x)
+        future = torch.zeros_like(context[:, :1]).expand(-1, model.aft_seq_length, -1, -1, -1)
+        logits = model.prior(torch.cat([context, future], dim=1), first_frame=context.shape[1])
+        return model.vqvae.decode_indices(logits.argmax(dim=3))

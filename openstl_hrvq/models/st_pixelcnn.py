@@ -302,11 +302,15 @@ class STPixelCNN(nn.Module):
         num_heads: attention heads.
         kernel_size: spatial kernel of every convolution (odd, >= 3).
         max_frames: the longest clip (context + future) the prior handles.
+        decode_order: ``'parallel'`` or ``'raster'`` (see the module docstring); only that order's head is
+            built, so the parameter count is the model's.
     """
 
     def __init__(self, num_layers: int, codebook_size: int, hidden_channels: int = 64, num_blocks: int = 4,
-                 num_heads: int = 4, kernel_size: int = 3, max_frames: int = 32):
+                 num_heads: int = 4, kernel_size: int = 3, max_frames: int = 32, decode_order: str = 'parallel'):
         super().__init__()
+        if decode_order not in DECODE_ORDERS:
+            raise ValueError(f"decode_order must be one of {DECODE_ORDERS}, got {decode_order!r}.")
         if num_layers < 1 or codebook_size < 2:
             raise ValueError(f"STPixelCNN needs num_layers >= 1 and codebook_size >= 2, got {num_layers} "
                              f"and {codebook_size}.")
@@ -319,13 +323,15 @@ class STPixelCNN(nn.Module):
         self.num_layers = num_layers
         self.codebook_size = codebook_size
         self.max_frames = max_frames
+        self.decode_order = decode_order
         dim = max(hidden_channels // 2, 1)
         self.embedding = PathEmbedding(num_layers, codebook_size, dim)
         self.trunk = CausalContextTrunk(dim, hidden_channels, num_blocks, num_heads, kernel_size, max_frames)
-        self.parallel_head = ParallelHead(dim, num_layers, kernel_size)
-        self.raster_head = RasterHead(dim, kernel_size)
-        self.decoders = nn.ModuleDict({order: LayerDecoder(dim, num_layers, codebook_size)
-                                       for order in DECODE_ORDERS})
+        if decode_order == 'parallel':
+            self.head = ParallelHead(dim, num_layers, kernel_size)
+        else:
+            self.head = RasterHead(dim, kernel_size)
+        self.decoder = LayerDecoder(dim, num_layers, codebook_size)
 
     def _check_indices(self, indices: torch.Tensor, name: str, extra_frames: int = 0) -> torch.Tensor:
         """Validates (B, T, L, h, w) integer indices in [0, M) and returns them as int64."""
@@ -347,67 +353,126 @@ class STPixelCNN(nn.Module):
             raise ValueError(f"STPixelCNN: {name} {problem}.")
         return indices.long()
 
-    @staticmethod
-    def _check_order(order: str) -> None:
-        if order not in DECODE_ORDERS:
-            raise ValueError(f"order must be one of {DECODE_ORDERS}, got {order!r}.")
+    def _logits(self, indices: torch.Tensor, first_frame: int, history: Optional[torch.Tensor] = None
+                ) -> torch.Tensor:
+        """Teacher-forced logits (B, T - first_frame, L, M, h, w) of frames first_frame..T-1.
 
-    def _logits(self, indices: torch.Tensor, order: str, first_frame: int) -> torch.Tensor:
-        """Teacher-forced logits (B, T - first_frame, L, M, h, w) of frames first_frame..T-1."""
+        The trunk reads the frames before t from `history` (default: `indices` itself); the head reads the
+        coarser layers of frame t from `indices`.
+        """
         batch, frames = indices.shape[:2]
+        history = indices if history is None else history
         table = self.embedding.prefix_table()
-        stream = self.embedding.prefix_sums(indices[:, :-1], [self.num_layers], table)[:, :, 0]
+        stream = self.embedding.prefix_sums(history[:, :-1], [self.num_layers], table)[:, :, 0]
         context, _ = self.trunk(stream.transpose(1, 2), first_output=first_frame)
         context = context.transpose(1, 2).flatten(0, 1)                         # (B*T', E, h, w)
         known = self.embedding.prefix_sums(indices[:, first_frame:], range(self.num_layers + 1), table)
         known = known.flatten(0, 1)                                             # (B*T', L+1, E, h, w)
         parents = known[:, :-1]
-        if order == 'parallel':
-            features = self.parallel_head(parents + context[:, None])
+        if self.decode_order == 'parallel':
+            features = self.head(parents + context[:, None])
         else:
-            features = self.raster_head(known[:, -1], context)[:, None]
-        logits = self.decoders[order](features + parents)
+            features = self.head(known[:, -1], context)[:, None]
+        logits = self.decoder(features + parents)
         return logits.unflatten(0, (batch, frames - first_frame))
 
-    def forward(self, indices: torch.Tensor, order: str = 'parallel', first_frame: int = 0) -> torch.Tensor:
-        """indices (B, T, L, h, w) -> logits (B, T - first_frame, L, M, h, w) of frames first_frame..T-1; the
-        logits of a token depend only on the tokens before it in `order` ('raster' or 'parallel'; see the
-        module docstring). Frames before `first_frame` are context only, and their heads are not run."""
-        return self._checked_logits(indices, order, first_frame, 'first_frame')
+    def forward(self, indices: torch.Tensor, first_frame: int = 0, history: Optional[torch.Tensor] = None
+                ) -> torch.Tensor:
+        """indices (B, T, L, h, w) -> logits (B, T - first_frame, L, M, h, w) of frames first_frame..T-1.
 
-    def loss(self, indices: torch.Tensor, num_context: int, order: str = 'parallel') -> torch.Tensor:
-        """Cross-entropy (paper eq. 7, mean over tokens, in nats) of frames num_context..T-1 of
-        indices (B, T, L, h, w), teacher-forced; the first num_context frames are context only."""
-        logits = self._checked_logits(indices, order, num_context, 'num_context')
-        return F.cross_entropy(logits.movedim(3, 1), indices[:, num_context:].long())
+        The logits of a token depend only on the tokens before it in the prior's decode order (see the module
+        docstring). Frames before `first_frame` are context only, and their heads are not run. With `history`
+        (B, T, L, h, w) the past frames are read from it instead of from `indices` (see
+        :meth:`resample_history`); the coarser layers of the predicted frame still come from `indices`.
+        """
+        indices, history = self._checked(indices, first_frame, 'first_frame', history)
+        return self._logits(indices, first_frame, history)
 
-    def _checked_logits(self, indices: torch.Tensor, order: str, first_frame: int, name: str) -> torch.Tensor:
-        """`_logits` after validating its arguments; `name` is what the caller calls `first_frame`."""
-        self._check_order(order)
+    def loss(self, indices: torch.Tensor, first_frame: int, history: Optional[torch.Tensor] = None,
+             layer_weights: Optional[Sequence[float]] = None) -> torch.Tensor:
+        """Cross-entropy (paper eq. 7, in nats) of frames first_frame..T-1 of indices (B, T, L, h, w).
+
+        Teacher-forced: frame t is predicted from the frames before it in `history` (default `indices`).
+        `layer_weights` (one per layer) weight each layer's mean cross-entropy; the result is their weighted
+        mean (default: every token counts the same).
+        """
+        indices, history = self._checked(indices, first_frame, 'first_frame', history)
+        logits = self._logits(indices, first_frame, history)
+        targets = indices[:, first_frame:]
+        if layer_weights is None:
+            return F.cross_entropy(logits.movedim(3, 1), targets)
+        if len(layer_weights) != self.num_layers:
+            raise ValueError(f"layer_weights needs one weight per layer ({self.num_layers}), got "
+                             f"{len(layer_weights)}.")
+        weights = logits.new_tensor(layer_weights)
+        per_layer = F.cross_entropy(logits.movedim(3, 1), targets, reduction='none').mean(dim=(0, 1, 3, 4))
+        return (weights * per_layer).sum() / weights.sum()
+
+    def _checked(self, indices: torch.Tensor, first_frame: int, name: str, history: Optional[torch.Tensor]
+                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Validated int64 `indices` and `history`; `name` is what the caller calls `first_frame`."""
         indices = self._check_indices(indices, 'indices')
+        if history is not None:
+            history = self._check_indices(history, 'history')
+            if history.shape != indices.shape:
+                raise ValueError(f"STPixelCNN: history must have the shape of indices {tuple(indices.shape)}, "
+                                 f"got {tuple(history.shape)}.")
         if not 0 <= first_frame < indices.shape[1]:
             raise ValueError(f"{name} must lie in [0, T={indices.shape[1]}) so that some frame is predicted, "
                              f"got {first_frame}.")
-        return self._logits(indices, order, first_frame)
+        return indices, history
 
     @torch.no_grad()
-    def predict(self, context: torch.Tensor, num_future: int, order: str = 'parallel',
-                temperature: float = 0.0) -> torch.Tensor:
+    def resample_history(self, indices: torch.Tensor, probability: float, temperature: float = 1.0,
+                         rounds: int = 1) -> torch.Tensor:
+        """Self-resampled history for rollout-robust training (scheduled sampling on the prior's own outputs).
+
+        indices (B, T, L, h, w) -> history (B, T, L, h, w). In each of `rounds` rounds, every frame t >= 1 of
+        every clip is, with `probability`, replaced by the frame the prior decodes (sampled at `temperature`;
+        0 takes the argmax) from the frames before t in the previous round's history (the first round reads
+        the true frames); frame 0 is always kept. One round shows the prior its one-step mistakes, r rounds
+        mistakes made on up to r - 1 of its own frames, T - 1 rounds at probability 1 its full rollout.
+        Trained on such histories with the true targets, the prior learns to continue from its own mistakes
+        instead of compounding them, which a purely teacher-forced prior never sees (exposure bias).
+
+        The parallel order decodes each frame exactly as :meth:`predict` does; the raster order, whose
+        decoding is sequential, samples every layer from its teacher-forced logits instead (children under
+        the true parents).
+        """
+        indices = self._check_indices(indices, 'indices')
+        batch, frames = indices.shape[:2]
+        history = indices
+        if frames < 2 or probability <= 0:
+            return history
+        table = self.embedding.prefix_table()
+        for _ in range(int(rounds)):
+            if self.decode_order == 'parallel':
+                stream = self.embedding.prefix_sums(history[:, :-1], [self.num_layers], table)[:, :, 0]
+                context, _ = self.trunk(stream.transpose(1, 2), first_output=1)
+                decoded, _ = self._decode_parallel(context.transpose(1, 2).flatten(0, 1), table, float(temperature))
+                decoded = decoded.unflatten(0, (batch, frames - 1))
+            else:
+                decoded = _choose(self._logits(indices, 1, history).movedim(3, 1), float(temperature))
+            replace = torch.rand(batch, frames - 1, 1, 1, 1, device=indices.device) < probability
+            history = torch.cat([indices[:, :1], torch.where(replace, decoded, history[:, 1:])], dim=1)
+        return history
+
+    @torch.no_grad()
+    def predict(self, context: torch.Tensor, num_future: int, temperature: float = 0.0) -> torch.Tensor:
         """context (B, T_in, L, h, w) -> future indices (B, num_future, L, h, w) int64.
 
         Decodes frame by frame; the trunk runs once per frame on the newest frame only (its causal convs
-        and attention keep their history), and the head decodes the frame in `order`: 'parallel' in L
-        passes over the whole frame, 'raster' position by position with the incremental PixelCNN of
+        and attention keep their history), and the head decodes the frame in the prior's order: 'parallel'
+        in L passes over the whole frame, 'raster' position by position with the incremental PixelCNN of
         `RasterHead`. temperature 0 takes the argmax, > 0 samples from softmax(logits / temperature).
         """
-        self._check_order(order)
         if int(num_future) < 1:
             raise ValueError(f"num_future must be >= 1, got {num_future}.")
         context = self._check_indices(context, 'context', extra_frames=int(num_future))
         table = self.embedding.prefix_table()
         stream = self.embedding.prefix_sums(context, [self.num_layers], table)[:, :, 0].transpose(1, 2)
         frame_context, state = self.trunk(stream, first_output=context.shape[1])
-        decode = self._decode_parallel if order == 'parallel' else self._decode_raster
+        decode = self._decode_parallel if self.decode_order == 'parallel' else self._decode_raster
         future = []
         for step in range(int(num_future)):
             tokens, frame_embedding = decode(frame_context[:, :, -1], table, float(temperature))
@@ -423,8 +488,8 @@ class STPixelCNN(nn.Module):
         path = torch.zeros(context.shape[0], *context.shape[2:], dtype=torch.long, device=context.device)
         tokens = []
         for layer in range(self.num_layers):
-            features = self.parallel_head.layer_features(known + context, layer)
-            logits = self.decoders['parallel'].layer_logits(features + known, layer)
+            features = self.head.layer_features(known + context, layer)
+            logits = self.decoder.layer_logits(features + known, layer)
             token = _choose(logits, temperature)
             path = path * self.codebook_size + token
             known = self.embedding.row(layer + 1, path, table).permute(0, 3, 1, 2)
@@ -437,15 +502,15 @@ class STPixelCNN(nn.Module):
         batch, _, height, width = context.shape
         frame = torch.zeros_like(context)
         tokens = torch.zeros(batch, self.num_layers, height, width, dtype=torch.long, device=context.device)
-        conditioning = self.raster_head.conditioning(context)
+        conditioning = self.head.conditioning(context)
         for row in range(height):
-            row_state = self.raster_head.start_row(frame, conditioning, row)
+            row_state = self.head.start_row(frame, conditioning, row)
             for col in range(width):
-                feature = self.raster_head.feature_at(frame, conditioning, row_state, row, col)    # (B, E)
+                feature = self.head.feature_at(frame, conditioning, row_state, row, col)    # (B, E)
                 known = torch.zeros_like(feature)
                 path = torch.zeros(batch, dtype=torch.long, device=context.device)
                 for layer in range(self.num_layers):
-                    logits = self.decoders['raster'].layer_logits(feature + known, layer)
+                    logits = self.decoder.layer_logits(feature + known, layer)
                     token = _choose(logits, temperature)
                     path = path * self.codebook_size + token
                     known = self.embedding.row(layer + 1, path, table)
