@@ -146,6 +146,26 @@ def test_load_reuses_checkpoints_and_merge_combines_runs(board):
                                                        f'tiny_shvqvae={folder / "missing.ckpt"}'))
 
 
+def test_sampled_decoding_adds_a_row_from_the_same_checkpoint(board):
+    """--sampled-decoding N tests the trained checkpoint again with the mean of N sampled rollouts; each row
+    names its decoding, and the two rows score their own (different) predictions."""
+    folder, configs, result = board
+    checkpoint = folder / 'board' / 'tiny_shvqvae' / 'checkpoints' / 'best.ckpt'
+    both = load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--no-references',
+                                                          '--sampled-decoding', '3', '--out', str(folder / 'sampled'),
+                                                          '--ckpt', f'tiny_shvqvae={checkpoint}'))
+    rows = {row['label']: row for row in both['rows']}
+    assert rows['tiny_shvqvae']['decoding'] == 'argmax'
+    assert rows['tiny_shvqvae_mean3']['decoding'] == 'mean of 3 samples (T=1)'
+    assert rows['tiny_shvqvae']['mse'] == pytest.approx(result['rows'][0]['mse'])
+    saved = folder / 'sampled' / 'tiny_shvqvae_mean3' / 'saved'
+    preds, trues = np.load(saved / 'preds.npy'), np.load(saved / 'trues.npy')
+    assert not np.array_equal(preds, np.load(folder / 'board' / 'tiny_shvqvae' / 'saved' / 'preds.npy'))
+    expected, _ = metric(preds, trues, 0.0, 1.0, metrics=['mse'])
+    assert rows['tiny_shvqvae_mean3']['mse'] == pytest.approx(expected['mse'], rel=1e-9)
+    assert '| mean of 3 samples (T=1) |' in (folder / 'sampled' / 'leaderboard.md').read_text()
+
+
 def test_openstl_rows_are_skipped_with_a_reason_without_openstl(monkeypatch, tmp_path):
     monkeypatch.setattr(openstl_bridge, 'openstl_available', lambda: False)
     simvp = write_config(tmp_path / 'simvp.py', method='SimVP', model_type='gSTA')

@@ -52,6 +52,8 @@ class LeaderboardOptions:
         references: add the copy-last-frame and mean-frame rows.
         grid_samples: test sequences shown in the grid; animation_samples: sequences per animation.
         animation_format: 'gif' or 'mp4'.
+        sampled_decoding: N > 0 also tests every S-HR-VQVAE entry's checkpoint with the mean of N sampled
+            rollouts (temperature 1) as a row of its own, beside the row of the config's decoding.
         notes: free text added to the notes under the table (e.g. the machine's load).
     """
 
@@ -64,6 +66,7 @@ class LeaderboardOptions:
     grid_samples: tuple = (0, 1)
     animation_samples: int = 4
     animation_format: str = 'gif'
+    sampled_decoding: int = 0
     notes: tuple = ()
 
 
@@ -101,7 +104,7 @@ def _config_name(entry: Entry) -> str:
 
 
 def method_row(entry: Entry, run: EntryRun, scores: dict, lpips_reason: str | None) -> dict:
-    return dict(method=entry.display, config=_config_name(entry), label=entry.label, **scores,
+    return dict(method=entry.display, config=_config_name(entry), decoding=run.decoding, label=entry.label, **scores,
                 params=run.params, flops=run.flops, throughput=run.throughput, train_time_s=run.train_time_s,
                 epochs=run.epochs, train_size=run.train_size, train_steps=run.train_steps, status='ok',
                 lpips_note=lpips_reason if scores['lpips'] is None else None, work_dir=run.save_dir,
@@ -114,9 +117,16 @@ def skipped_row(entry: Entry) -> dict:
 
 
 def reference_row(name: str, scores: dict, lpips_reason: str | None) -> dict:
-    return dict(method=name, config='(trivial reference)', label=name, **scores, params=0, flops=0,
+    return dict(method=name, config='(trivial reference)', decoding='-', label=name, **scores, params=0, flops=0,
                 throughput=None, train_time_s=0.0, epochs=0, train_size=0, train_steps=0, status='ok',
                 lpips_note=lpips_reason if scores['lpips'] is None else None, source='reference')
+
+
+def sampled_variant(entry: Entry, samples: int) -> tuple[Entry, dict]:
+    """The row that tests ``entry``'s checkpoint with the mean of ``samples`` rollouts sampled at temperature 1,
+    and the config keys that select that decoding."""
+    variant = Entry(f'{entry.label}_mean{samples}', entry.config_file, entry.method, entry.display, entry.source)
+    return variant, {'sample_temperature': 1.0, 'decoding_samples': samples}
 
 
 def shown_samples(options: LeaderboardOptions) -> int:
@@ -168,17 +178,22 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
         # The entry's own test scores the leaderboard's metrics, so its predictions are scored once.
         overrides = {**options.cfg_options, **options.overrides.get(entry.label, {}),
                      'metrics': leaderboard_metrics(lpips_reason is None)}
-        config = entry_config(entry, budget, out_dir, overrides)
-        run = run_entry(entry, config, options.load, options.checkpoints.get(entry.label), options.protocol)
-        devices.add(run.device)
-        if test_set is None:
-            saved = load_saved(run.save_dir)
-            test_set = TestSet(saved['inputs'], saved['trues'], run.test_mean, run.test_std)
-        else:
-            saved = load_saved(run.save_dir, ('trues', 'preds'))
-            check_same_sequences(saved, test_set, entry.label)
-        rows.append(method_row(entry, run, table_scores(run.scores), lpips_reason))
-        predictions[entry.label] = saved['preds'][:shown_samples(options)]
+        runs = [(entry, run_entry(entry, entry_config(entry, budget, out_dir, overrides), options.load,
+                                  options.checkpoints.get(entry.label), options.protocol))]
+        if options.sampled_decoding and entry.method.lower() == 'shrvqvae':
+            variant, sampled = sampled_variant(entry, options.sampled_decoding)
+            config = entry_config(variant, budget, out_dir, {**overrides, **sampled})
+            runs.append((variant, run_entry(variant, config, True, runs[0][1].checkpoint, options.protocol)))
+        for tested, run in runs:
+            devices.add(run.device)
+            if test_set is None:
+                saved = load_saved(run.save_dir)
+                test_set = TestSet(saved['inputs'], saved['trues'], run.test_mean, run.test_std)
+            else:
+                saved = load_saved(run.save_dir, ('trues', 'preds'))
+                check_same_sequences(saved, test_set, tested.label)
+            rows.append(method_row(tested, run, table_scores(run.scores), lpips_reason))
+            predictions[tested.label] = saved['preds'][:shown_samples(options)]
     if test_set is None:
         test_set = reference_test_set(budget)
     if options.references:

@@ -21,6 +21,8 @@ from openstl_hrvq.benchmark.entries import Entry
 log = logging.getLogger(__name__)
 
 ENTRY_RECORD = 'leaderboard_entry.json'
+#: The decoding of a method whose model maps inputs to frames in one deterministic pass (e.g. SimVP).
+DIRECT_DECODING = 'direct'
 #: Config keys of S-HR-VQVAE that the configuration sweep (paper Table 3) groups by.
 SWEEP_KEYS = ('in_shape', 'vq_layers', 'vq_codebook_size', 'vq_latent_dim', 'vq_epochs', 'prior_epochs',
               'joint_epochs')
@@ -72,6 +74,8 @@ class EntryRun:
     test_std: float | list | None = None
     model_config: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
+    decoding: str = DIRECT_DECODING
+    checkpoint: str | None = None
 
 
 def entry_config(entry: Entry, budget: Budget, out_dir: str, cfg_options: dict | None = None) -> dict:
@@ -135,7 +139,7 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
         start = time.perf_counter()
         experiment.train()
         train_time, steps = time.perf_counter() - start, int(experiment.trainer.global_step)
-        path = None
+        path = osp.join(experiment.ckpt_dir, 'best.ckpt')
     experiment.test(path)
     device = experiment.device
     cost = measure_cost(config['method'], experiment.method.model, config, device, protocol)
@@ -146,7 +150,8 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
                    test_mean=_json_ready(getattr(dataset, 'mean', None)),
                    test_std=_json_ready(getattr(dataset, 'std', None)),
                    model_config={key: _json_ready(config[key]) for key in SWEEP_KEYS if key in config},
-                   scores=dict(experiment.method.test_results))
+                   scores=dict(experiment.method.test_results),
+                   decoding=getattr(experiment.method.model, 'decoding', DIRECT_DECODING), checkpoint=path)
     if not load:
         with open(record_path, 'w') as handle:
             json.dump(asdict(run), handle, indent=1)

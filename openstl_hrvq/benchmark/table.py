@@ -15,6 +15,7 @@ import os.path as osp
 COLUMNS = (
     ('method', 'Method', None),
     ('config', 'Config', None),
+    ('decoding', 'Decoding', None),
     ('mse', 'MSE ↓', '{:.2f}'),
     ('mae', 'MAE ↓', '{:.2f}'),
     ('ssim', 'SSIM ↑', '{:.4f}'),
