@@ -74,9 +74,11 @@ def test_tables_are_well_formed(board):
     folder, configs, result = board
     out = folder / 'board'
     md_lines = (out / 'leaderboard.md').read_text().splitlines()
-    header = next(line for line in md_lines if line.startswith('| Method'))
+    start = next(i for i, line in enumerate(md_lines) if line.startswith('| Method'))
+    header = md_lines[start]
     assert [cell.strip() for cell in header.strip('|').split('|')] == HEADERS
-    table = [line for line in md_lines if line.startswith('| ') and line != header]
+    end = md_lines.index('', start)
+    table = [line for line in md_lines[start + 1:end] if line.startswith('| ')]
     assert len(table) == len(configs) + 2 and all(line.count('|') == len(HEADERS) + 1 for line in table)
     with open(out / 'leaderboard.csv') as handle:
         rows = list(csv.DictReader(handle))
@@ -146,24 +148,33 @@ def test_load_reuses_checkpoints_and_merge_combines_runs(board):
                                                        f'tiny_shvqvae={folder / "missing.ckpt"}'))
 
 
-def test_sampled_decoding_adds_a_row_from_the_same_checkpoint(board):
-    """--sampled-decoding N tests the trained checkpoint again with the mean of N sampled rollouts; each row
-    names its decoding, and the two rows score their own (different) predictions."""
+def test_extra_decodings_add_rows_from_the_same_checkpoint(board):
+    """--decodings argmax mean3 tests the trained checkpoint again with the mean of 3 sampled rollouts (the
+    config's own decoding, argmax, adds no second row); each row names its decoding, the two rows score their
+    own (different) predictions, and the per-frame tables list both."""
     folder, configs, result = board
     checkpoint = folder / 'board' / 'tiny_shvqvae' / 'checkpoints' / 'best.ckpt'
     both = load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--no-references',
-                                                          '--sampled-decoding', '3', '--out', str(folder / 'sampled'),
+                                                          '--decodings', 'argmax', 'mean3',
+                                                          '--out', str(folder / 'sampled'),
                                                           '--ckpt', f'tiny_shvqvae={checkpoint}'))
     rows = {row['label']: row for row in both['rows']}
+    assert set(rows) == {'tiny_shvqvae', 'tiny_shvqvae_mean3'}
     assert rows['tiny_shvqvae']['decoding'] == 'argmax'
     assert rows['tiny_shvqvae_mean3']['decoding'] == 'mean of 3 samples (T=1)'
     assert rows['tiny_shvqvae']['mse'] == pytest.approx(result['rows'][0]['mse'])
     saved = folder / 'sampled' / 'tiny_shvqvae_mean3' / 'saved'
     preds, trues = np.load(saved / 'preds.npy'), np.load(saved / 'trues.npy')
     assert not np.array_equal(preds, np.load(folder / 'board' / 'tiny_shvqvae' / 'saved' / 'preds.npy'))
-    expected, _ = metric(preds, trues, 0.0, 1.0, metrics=['mse'])
+    expected, _ = metric(preds, trues, 0.0, 1.0, metrics=['mse', 'ssim'], per_frame=True)
     assert rows['tiny_shvqvae_mean3']['mse'] == pytest.approx(expected['mse'], rel=1e-9)
-    assert '| mean of 3 samples (T=1) |' in (folder / 'sampled' / 'leaderboard.md').read_text()
+    per_frame = rows['tiny_shvqvae_mean3']['per_frame']
+    assert per_frame['mse'] == pytest.approx(list(expected['per_frame']['mse'].mean(axis=0)), rel=1e-9)
+    assert per_frame['ssim'] == pytest.approx(list(expected['per_frame']['ssim'].mean(axis=0)), rel=1e-9)
+    report = (folder / 'sampled' / 'leaderboard.md').read_text()
+    assert '| mean of 3 samples (T=1) |' in report and '## MSE per predicted frame' in report
+    with pytest.raises(ValueError, match='Unknown decoding'):
+        load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--decodings', 'mean1'))
 
 
 def test_openstl_rows_are_skipped_with_a_reason_without_openstl(monkeypatch, tmp_path):

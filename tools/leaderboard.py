@@ -74,9 +74,9 @@ def create_parser() -> argparse.ArgumentParser:
                         help='budget or config override for one entry (stated in the table notes)')
     parser.add_argument('--cfg-options', '--cfg_options', nargs='+', action=DictAction, default={},
                         dest='cfg_options', help='key=value overrides for every entry')
-    parser.add_argument('--sampled-decoding', type=int, default=0, metavar='N',
-                        help='also test every S-HR-VQVAE checkpoint with the mean of N sampled rollouts '
-                             '(a row of its own beside the config\'s decoding)')
+    parser.add_argument('--decodings', nargs='*', default=[], metavar='DECODING',
+                        help="also test every S-HR-VQVAE checkpoint with these decodings, a row each beside the "
+                             "config's own: 'argmax' (paper) or 'meanN' (mean of N rollouts sampled at T=1)")
     parser.add_argument('--no-references', action='store_true', help='leave out copy-last-frame and mean-frame')
     parser.add_argument('--throughput-batch', type=int, default=16)
     parser.add_argument('--throughput-repeats', type=int, default=5)
@@ -95,7 +95,7 @@ def main(argv=None) -> dict:
         load=args.load, checkpoints=parse_checkpoints(args.ckpt), cfg_options=dict(args.cfg_options),
         overrides=parse_overrides(args.override), references=not args.no_references,
         protocol=CostProtocol(args.throughput_batch, args.throughput_repeats), grid_samples=tuple(args.grid_samples),
-        animation_samples=args.animation_samples, animation_format=args.animation_format, sampled_decoding=args.sampled_decoding,
+        animation_samples=args.animation_samples, animation_format=args.animation_format, decodings=tuple(args.decodings),
         notes=tuple(args.note))
     if args.merge:
         result = merge_leaderboards(args.merge, out, options)

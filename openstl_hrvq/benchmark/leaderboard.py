@@ -22,6 +22,7 @@ from openstl_hrvq.benchmark.runner import Budget, CostProtocol, EntryRun, entry_
 from openstl_hrvq.benchmark.scoring import (leaderboard_metrics, lpips_unavailable_reason, score_predictions,
                                            table_scores)
 from openstl_hrvq.benchmark.table import read_rows, write_tables
+from openstl_hrvq.models.shrvqvae_model import describe_decoding
 from openstl_hrvq.visualization import animation_frames, prediction_grid, save_animation, save_image
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ class LeaderboardOptions:
         references: add the copy-last-frame and mean-frame rows.
         grid_samples: test sequences shown in the grid; animation_samples: sequences per animation.
         animation_format: 'gif' or 'mp4'.
-        sampled_decoding: N > 0 also tests every S-HR-VQVAE entry's checkpoint with the mean of N sampled
-            rollouts (temperature 1) as a row of its own, beside the row of the config's decoding.
+        decodings: extra decodings every S-HR-VQVAE entry's checkpoint is tested with, each a row of its own
+            beside the row of the config's decoding: ``'argmax'`` or ``'meanN'`` (the mean of N rollouts
+            sampled at temperature 1); one equal to the config's own decoding adds no row.
         notes: free text added to the notes under the table (e.g. the machine's load).
     """
 
@@ -66,7 +68,7 @@ class LeaderboardOptions:
     grid_samples: tuple = (0, 1)
     animation_samples: int = 4
     animation_format: str = 'gif'
-    sampled_decoding: int = 0
+    decodings: tuple = ()
     notes: tuple = ()
 
 
@@ -105,6 +107,7 @@ def _config_name(entry: Entry) -> str:
 
 def method_row(entry: Entry, run: EntryRun, scores: dict, lpips_reason: str | None) -> dict:
     return dict(method=entry.display, config=_config_name(entry), decoding=run.decoding, label=entry.label, **scores,
+                per_frame=run.per_frame,
                 params=run.params, flops=run.flops, throughput=run.throughput, train_time_s=run.train_time_s,
                 epochs=run.epochs, train_size=run.train_size, train_steps=run.train_steps, status='ok',
                 lpips_note=lpips_reason if scores['lpips'] is None else None, work_dir=run.save_dir,
@@ -116,17 +119,27 @@ def skipped_row(entry: Entry) -> dict:
                 status=f'skipped: {entry.skip_reason}', source=entry.source)
 
 
-def reference_row(name: str, scores: dict, lpips_reason: str | None) -> dict:
-    return dict(method=name, config='(trivial reference)', decoding='-', label=name, **scores, params=0, flops=0,
+def reference_row(name: str, scores: dict, per_frame: dict, lpips_reason: str | None) -> dict:
+    return dict(method=name, config='(trivial reference)', decoding='-', label=name, **scores, per_frame=per_frame,
+                params=0, flops=0,
                 throughput=None, train_time_s=0.0, epochs=0, train_size=0, train_steps=0, status='ok',
                 lpips_note=lpips_reason if scores['lpips'] is None else None, source='reference')
 
 
-def sampled_variant(entry: Entry, samples: int) -> tuple[Entry, dict]:
-    """The row that tests ``entry``'s checkpoint with the mean of ``samples`` rollouts sampled at temperature 1,
-    and the config keys that select that decoding."""
-    variant = Entry(f'{entry.label}_mean{samples}', entry.config_file, entry.method, entry.display, entry.source)
-    return variant, {'sample_temperature': 1.0, 'decoding_samples': samples}
+def decoding_keys(spec: str) -> dict:
+    """The S-HR-VQVAE config keys of a decoding named ``'argmax'`` or ``'meanN'`` (N >= 2 rollouts sampled at
+    temperature 1, averaged)."""
+    if spec == 'argmax':
+        return {'sample_temperature': 0.0, 'decoding_samples': 1}
+    samples = spec[len('mean'):]
+    if spec.startswith('mean') and samples.isdigit() and int(samples) >= 2:
+        return {'sample_temperature': 1.0, 'decoding_samples': int(samples)}
+    raise ValueError(f"Unknown decoding {spec!r}: use 'argmax' or 'meanN' with N >= 2 (e.g. mean8).")
+
+
+def decoding_variant(entry: Entry, spec: str) -> Entry:
+    """The row that tests ``entry``'s checkpoint with the decoding ``spec`` (see :func:`decoding_keys`)."""
+    return Entry(f'{entry.label}_{spec}', entry.config_file, entry.method, entry.display, entry.source)
 
 
 def shown_samples(options: LeaderboardOptions) -> int:
@@ -162,6 +175,8 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
         ``{'rows': [...], 'meta': {...}, 'files': {name: path}}``.
     """
     options = options or LeaderboardOptions()
+    for spec in options.decodings:
+        decoding_keys(spec)
     unknown = set(options.overrides) - {entry.label for entry in entries}
     if unknown:
         raise ValueError(f'--override names {sorted(unknown)}, which are not entries; the entries are '
@@ -180,9 +195,12 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
                      'metrics': leaderboard_metrics(lpips_reason is None)}
         runs = [(entry, run_entry(entry, entry_config(entry, budget, out_dir, overrides), options.load,
                                   options.checkpoints.get(entry.label), options.protocol))]
-        if options.sampled_decoding and entry.method.lower() == 'shrvqvae':
-            variant, sampled = sampled_variant(entry, options.sampled_decoding)
-            config = entry_config(variant, budget, out_dir, {**overrides, **sampled})
+        for spec in options.decodings if entry.method.lower() == 'shrvqvae' else ():
+            keys = decoding_keys(spec)
+            if describe_decoding(**keys) == runs[0][1].decoding:
+                continue
+            variant = decoding_variant(entry, spec)
+            config = entry_config(variant, budget, out_dir, {**overrides, **keys})
             runs.append((variant, run_entry(variant, config, True, runs[0][1].checkpoint, options.protocol)))
         for tested, run in runs:
             devices.add(run.device)
@@ -198,8 +216,9 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
         test_set = reference_test_set(budget)
     if options.references:
         for name, preds in reference_predictions(test_set.inputs, test_set.trues.shape[1]).items():
-            scores = score_predictions(preds, test_set.trues, test_set.mean, test_set.std, lpips_reason is None)
-            rows.append(reference_row(name, scores, lpips_reason))
+            scores, per_frame = score_predictions(preds, test_set.trues, test_set.mean, test_set.std,
+                                                  lpips_reason is None)
+            rows.append(reference_row(name, scores, per_frame, lpips_reason))
             predictions[name] = preds
     notes = list(options.notes)
     notes += [f'{label}: budget overridden with ' + ', '.join(f'{key}={value}' for key, value in keys.items())

@@ -58,7 +58,8 @@ class CostProtocol:
 @dataclass
 class EntryRun:
     """What running one entry produced; the predictions are in ``<save_dir>/saved/*.npy``, ``scores`` holds
-    what its test computed on them (``metric()`` results by name)."""
+    what its test computed on them (``metric()`` results by name), ``per_frame`` the same metrics per predicted
+    frame (averaged over sequences; name -> S values)."""
 
     label: str
     save_dir: str
@@ -74,6 +75,7 @@ class EntryRun:
     test_std: float | list | None = None
     model_config: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
+    per_frame: dict = field(default_factory=dict)
     decoding: str = DIRECT_DECODING
     checkpoint: str | None = None
 
@@ -150,7 +152,7 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
                    test_mean=_json_ready(getattr(dataset, 'mean', None)),
                    test_std=_json_ready(getattr(dataset, 'std', None)),
                    model_config={key: _json_ready(config[key]) for key in SWEEP_KEYS if key in config},
-                   scores=dict(experiment.method.test_results),
+                   scores=dict(experiment.method.test_results), per_frame=dict(experiment.method.test_per_frame),
                    decoding=getattr(experiment.method.model, 'decoding', DIRECT_DECODING), checkpoint=path)
     if not load:
         with open(record_path, 'w') as handle:

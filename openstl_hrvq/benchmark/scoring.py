@@ -40,11 +40,20 @@ def table_scores(results: dict) -> dict[str, float | None]:
     return scores
 
 
-def score_predictions(preds: np.ndarray, trues: np.ndarray, mean=None, std=None,
-                      with_lpips: bool = True) -> dict[str, float | None]:
-    """MSE, MAE (per-frame sums), SSIM, PSNR and LPIPS of ``preds`` against ``trues``, both ``(N, S, C, H, W)``.
+#: The metrics a leaderboard also reports per predicted frame.
+PER_FRAME_METRICS = ('mse', 'ssim')
 
-    ``lpips`` is None when ``with_lpips`` is False or the network could not be loaded.
+
+def score_predictions(preds: np.ndarray, trues: np.ndarray, mean=None, std=None,
+                      with_lpips: bool = True) -> tuple[dict[str, float | None], dict[str, list[float]]]:
+    """Score ``preds`` against ``trues``, both ``(N, S, C, H, W)``.
+
+    Returns:
+        ``(scores, per_frame)``: MSE, MAE (per-frame sums), SSIM, PSNR and LPIPS (None when ``with_lpips`` is
+        False or the network could not be loaded); and each of those per predicted frame, averaged over the
+        N sequences (name -> S values).
     """
-    results, _ = metric(preds, trues, mean, std, metrics=leaderboard_metrics(with_lpips), return_log=False)
-    return table_scores(results)
+    results, _ = metric(preds, trues, mean, std, metrics=leaderboard_metrics(with_lpips), return_log=False,
+                        per_frame=True)
+    per_frame = {name: [float(value) for value in values.mean(axis=0)] for name, values in results.pop('per_frame').items()}
+    return table_scores(results), per_frame

@@ -33,6 +33,8 @@ COLUMNS = (
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 EXTRA_KEYS = ('label', 'lpips_note', 'work_dir')
 NOT_AVAILABLE = 'n/a'
+#: Per-frame tables of ``leaderboard.md``: (metric, title, format); a row's ``per_frame`` holds its values.
+PER_FRAME_TABLES = (('mse', 'MSE per predicted frame ↓', '{:.1f}'), ('ssim', 'SSIM per predicted frame ↑', '{:.3f}'))
 
 
 def _format(value, fmt) -> str:
@@ -53,6 +55,22 @@ def markdown_table(rows: list[dict]) -> str:
              '|' + '|'.join('---' if fmt is None else '---:' for _, _, fmt in COLUMNS) + '|']
     for row in rows:
         lines.append('| ' + ' | '.join(_format(row.get(key), fmt) for key, _, fmt in COLUMNS) + ' |')
+    return '\n'.join(lines)
+
+
+def per_frame_table(rows: list[dict], name: str, fmt: str) -> str | None:
+    """The rows' ``per_frame[name]`` values as a Markdown table (one column per predicted frame), or None
+    when no row has them."""
+    shown = [row for row in rows if (row.get('per_frame') or {}).get(name)]
+    if not shown:
+        return None
+    frames = max(len(row['per_frame'][name]) for row in shown)
+    lines = ['| Method | Decoding | ' + ' | '.join(str(frame + 1) for frame in range(frames)) + ' |',
+             '|---|---|' + '---:|' * frames]
+    for row in shown:
+        values = [_format(value, fmt) for value in row['per_frame'][name]]
+        lines.append(f"| {row.get('label', row['method'])} | {row.get('decoding') or NOT_AVAILABLE} | "
+                     + ' | '.join(values) + ' |')
     return '\n'.join(lines)
 
 
@@ -77,7 +95,12 @@ def markdown_report(rows: list[dict], meta: dict) -> str:
             notes.append(f"- {row['method']} ({row['config']}): {row['status']}.")
     for note in meta.get('notes', []):
         notes.append(f'- {note}')
-    return f"# Leaderboard: {meta['dataname']}\n\n{markdown_table(rows)}\n\n" + '\n'.join(notes) + '\n'
+    sections = [f"# Leaderboard: {meta['dataname']}", markdown_table(rows), '\n'.join(notes)]
+    for name, title, fmt in PER_FRAME_TABLES:
+        table = per_frame_table(rows, name, fmt)
+        if table:
+            sections += [f'## {title}', table]
+    return '\n\n'.join(sections) + '\n'
 
 
 def write_tables(rows: list[dict], meta: dict, out_dir: str) -> dict[str, str]:

@@ -62,9 +62,11 @@ class LeaderboardTestMixin:
                 metrics.append(required)
         mean, std = self.hparams.get('test_mean'), self.hparams.get('test_std')
         scores, text = metric(results['preds'], results['trues'], mean, std, metrics=metrics, per_frame=True)
-        # Per predicted frame (averaged over sequences), the MSE shows how far ahead a method beats the references.
-        frame_mse = {'method': scores.pop('per_frame')['mse'].mean(axis=0)}
+        # Per predicted frame (averaged over sequences): how far ahead a method beats the references.
+        per_frame = {name: values.mean(axis=0) for name, values in scores.pop('per_frame').items()}
+        frame_mse = {'method': per_frame['mse']}
         self.test_results = {key: float(value) for key, value in scores.items()}
+        self.test_per_frame = {name: [float(value) for value in values] for name, values in per_frame.items()}
         references = {}
         for name, prediction in reference_predictions(results['inputs'], results['trues'].shape[1]).items():
             ref_scores, _ = metric(prediction, results['trues'], mean, std, metrics=['mse', 'mae'],

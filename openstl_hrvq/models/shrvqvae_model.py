@@ -85,9 +85,7 @@ class SHRVQVAE_Model(nn.Module):
     @property
     def decoding(self) -> str:
         """How predictions are decoded, in words (every result table names it)."""
-        if self.decoding_samples > 1:
-            return f'mean of {self.decoding_samples} samples (T={self.sample_temperature:g})'
-        return 'argmax' if self.sample_temperature <= 0 else f'sample (T={self.sample_temperature:g})'
+        return describe_decoding(self.sample_temperature, self.decoding_samples)
 
     def flop_counting_module(self) -> nn.Module:
         """The module whose traced forward fvcore counts FLOPs on (see ``api.model_info.count_flops``).
@@ -108,6 +106,13 @@ class SHRVQVAE_Model(nn.Module):
         future = self.prior.predict(context, self.aft_seq_length, temperature=self.sample_temperature)
         frames = self.vqvae.decode_indices(future)
         return frames.unflatten(0, (-1, samples)).mean(dim=1) if samples > 1 else frames
+
+
+def describe_decoding(sample_temperature: float = 0.0, decoding_samples: int = 1) -> str:
+    """The decoding selected by ``sample_temperature`` and ``decoding_samples``, in words."""
+    if decoding_samples > 1:
+        return f'mean of {decoding_samples} samples (T={sample_temperature:g})'
+    return 'argmax' if sample_temperature <= 0 else f'sample (T={sample_temperature:g})'
 
 
 class TeacherForcedCost(nn.Module):

@@ -1,0 +1,32 @@
+# S-HR-VQVAE with the paper's raster-order prior head on Moving MNIST, paper Table 1 default: 3 layers, M = 4 ({4, 16, 64} codewords), latent 16x16x4.
+# Disjoint training (stage vq, then stage prior) within SimVPv2's Moving-MNIST budget (200 epochs, batch 16).
+# Identical to shvqvae.py except decode_order; prediction costs about 8x the parallel order's.
+method = 'SHRVQVAE'
+dataname = 'mmnist'
+# tokenizer (HR-VQVAE)
+vq_layers = 3
+vq_codebook_size = 4
+vq_latent_dim = 4
+vq_hidden = 48
+vq_res_hidden = 24
+vq_res_blocks = 2
+vq_beta = 0.25
+vq_ema = True
+vq_decay = 0.99
+# prior (ST-PixelCNN)
+prior_hidden = 64
+prior_blocks = 4
+prior_heads = 4
+prior_kernel = 3
+decode_order = 'raster'  # the paper's order: positions in raster order, layers coarse-to-fine at each
+sample_temperature = 0.0
+# stage schedule (epochs; scaled proportionally when --epoch changes the total)
+vq_epochs = 50
+prior_epochs = 150
+joint_epochs = 0
+# training (paper: Adam, lr 3e-4 for both parts)
+epoch = 200
+batch_size = 16
+val_batch_size = 16
+lr = 3e-4
+sched = 'constant'
