@@ -54,10 +54,11 @@ def test_unknown_keys_are_named(tmp_path):
 
 def test_every_shipped_config_resolves():
     for name in ('mmnist/shvqvae', 'mmnist/shvqvae_joint', 'mmnist/shvqvae_1layer', 'mmnist/shvqvae_6layer',
-                 'mmnist/shvqvae_quick', 'kth/shvqvae', 'kth/shvqvae_joint', 'kth/shvqvae_1layer',
-                 'kth/shvqvae_9layer'):
+                 'mmnist/shvqvae_quick', 'mmnist/shvqvae_raster', 'kth/shvqvae', 'kth/shvqvae_joint',
+                 'kth/shvqvae_1layer', 'kth/shvqvae_9layer', 'kth/shvqvae_raster'):
         config = resolve_config({'config_file': osp.join(REPO, 'configs', f'{name}.py')})
         assert config['method'] == 'SHRVQVAE'
+        assert config['decode_order'] == ('raster' if name.endswith('_raster') else 'parallel')
     main = resolve_config({'config_file': osp.join(REPO, 'configs', 'mmnist', 'shvqvae.py')})
     assert (main['epoch'], main['batch_size'], main['lr']) == (200, 16, 3e-4)
     kth = resolve_config({'config_file': osp.join(REPO, 'configs', 'kth', 'shvqvae.py')})
