@@ -1,4 +1,5 @@
-# S-HR-VQVAE with the paper's raster-order prior head on Moving MNIST, paper Table 1 default: 3 layers, M = 4 ({4, 16, 64} codewords), latent 16x16x4.
+# S-HR-VQVAE with the paper's raster-order prior head; otherwise the default config on Moving MNIST.
+# Paper Table 1 default: 3 layers, M = 4 ({4, 16, 64} codewords), latent 16x16x4.
 # Disjoint training (stage vq, then stage prior) within SimVPv2's Moving-MNIST budget (200 epochs, batch 16).
 # Identical to shvqvae.py except decode_order; prediction costs about 8x the parallel order's.
 method = 'SHRVQVAE'
@@ -19,7 +20,10 @@ prior_blocks = 4
 prior_heads = 4
 prior_kernel = 3
 decode_order = 'raster'  # the paper's order: positions in raster order, layers coarse-to-fine at each
+# decoding: the paper's argmax rollout (tools/leaderboard.py --decodings mean8 adds the MSE-aware one)
 sample_temperature = 0.0
+# cross-entropy (eq. 7) on every frame after the first, not only the future ones (measured better, see README)
+prior_loss_frames = 'all'
 # stage schedule (epochs; scaled proportionally when --epoch changes the total)
 vq_epochs = 50
 prior_epochs = 150
