@@ -5,10 +5,9 @@ Differences from OpenSTL's runner, each for a reason:
 * the accelerator is chosen from what the machine has (``device='auto'``), so the same command trains on a
   laptop CPU and on a GPU node; several GPUs or nodes go through Lightning's strategies (DDP by default);
 * the data come from OpenSTL's loaders when it can serve them, else from the plugin's (:mod:`.data`);
-* ``work_dirs/<ex_name>/`` holds the resolved config, CSV and TensorBoard logs, ``checkpoints/best.ckpt``
-  (lowest ``val_loss``), ``checkpoints/last.ckpt`` (refreshed every ``ckpt_every_n_steps`` steps and at every
-  epoch end) and ``checkpoints/interrupted.ckpt`` (written when training dies), so ``--resume`` continues
-  exactly where a run stopped;
+* ``work_dirs/<ex_name>/`` holds the resolved config, CSV and TensorBoard logs and ``checkpoints/``
+  (:mod:`.checkpoints`: ``best.ckpt``, ``last.ckpt``, ``interrupted.ckpt``), so ``--resume`` continues exactly
+  where a run stopped;
 * every method is tested by :class:`LeaderboardTestMixin`, so OpenSTL's baselines are scored by the same
   metric code as the plugin (OpenSTL's own metric call fails on scikit-image >= 0.20).
 """
@@ -24,10 +23,11 @@ import warnings
 import pytorch_lightning as pl
 import torch
 from mmengine.config import Config
-from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from openstl_hrvq import openstl_bridge
+from openstl_hrvq.api.checkpoints import InterruptCheckpoint, LastCheckpoint, load_checkpoint, resume_checkpoint
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.model_info import describe_model
 from openstl_hrvq.methods import LeaderboardTestMixin
@@ -145,16 +145,15 @@ class Experiment:
     def _build_trainer(self) -> pl.Trainer:
         config = self.config
         devices = list(config['gpus']) if self.accelerator == 'gpu' else 1
-        every = int(config.get('ckpt_every_n_steps') or 0)
+        # Not Lightning's OnExceptionCheckpoint: its presence makes fit(ckpt_path=None) resume from the last
+        # checkpoint, and it writes a checkpoint even for a run that failed before its first step.
+        self.interrupt_checkpoint = InterruptCheckpoint(self.ckpt_dir)
         callbacks = [
             ModelCheckpoint(dirpath=self.ckpt_dir, filename='best', monitor=config['metric_for_bestckpt'],
-                            mode='min', save_top_k=1, enable_version_counter=False, save_last=True),
-            # Written when training dies (Ctrl-C, an error); Lightning deletes it again after a clean finish.
-            OnExceptionCheckpoint(dirpath=self.ckpt_dir, filename='interrupted'),
+                            mode='min', save_top_k=1, enable_version_counter=False),
+            LastCheckpoint(self.ckpt_dir, int(config.get('ckpt_every_n_steps') or 0)),
+            self.interrupt_checkpoint,
         ]
-        if every > 0:
-            callbacks.append(ModelCheckpoint(dirpath=self.ckpt_dir, save_top_k=0, save_last=True,
-                                             every_n_train_steps=every))
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
         return pl.Trainer(
             accelerator=self.accelerator, devices=devices, num_nodes=int(config['num_nodes']),
@@ -178,35 +177,21 @@ class Experiment:
         return self.model_info
 
     # ------------------------------------------------------------------ train / test
-    def resume_checkpoint(self) -> str | None:
-        """The checkpoint ``--resume`` continues from: ``--ckpt_path``, else the newer of
-        ``checkpoints/interrupted.ckpt`` and ``checkpoints/last.ckpt``."""
-        if not self.config.get('resume'):
-            return None
-        if self.config.get('ckpt_path'):
-            candidates = [self.config['ckpt_path']]
-        else:
-            candidates = [osp.join(self.ckpt_dir, name) for name in ('interrupted.ckpt', 'last.ckpt')]
-        found = [path for path in candidates if osp.isfile(path)]
-        if not found:
-            raise FileNotFoundError(f'--resume found no checkpoint at {" or ".join(candidates)}: start without '
-                                    f'--resume, or pass the checkpoint with --ckpt_path.')
-        return max(found, key=osp.getmtime)
-
     def train(self) -> None:
+        """Train from scratch, or with ``resume`` from the checkpoint with the most progress."""
+        ckpt, start_step = None, 0
+        if self.config.get('resume'):
+            ckpt, start_step = resume_checkpoint(self.ckpt_dir, self.config.get('ckpt_path'))
+            log.info('Resuming training from %s (global step %d)', ckpt, start_step)
+        self.interrupt_checkpoint.start_step = start_step
         if not self.config.get('no_display_method_info'):
             self.display_method_info()
-        ckpt = self.resume_checkpoint()
-        if ckpt:
-            log.info('Resuming training from %s', ckpt)
         self.trainer.fit(self.method, self.train_loader, self.val_loader, ckpt_path=ckpt)
 
     def test(self, ckpt_path: str | None = None) -> dict:
         """Test the given checkpoint, else ``--ckpt_path``, else ``checkpoints/best.ckpt``; return the metrics."""
         path = ckpt_path or self.config.get('ckpt_path') or osp.join(self.ckpt_dir, 'best.ckpt')
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'No checkpoint to test at {path}: train first, or pass --ckpt_path.')
-        state = torch.load(path, map_location='cpu', weights_only=False)
+        state = load_checkpoint(path)
         self.method.load_state_dict(state['state_dict'])
         log.info('Testing %s', path)
         self.trainer.test(self.method, self.test_loader)

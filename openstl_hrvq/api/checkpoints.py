@@ -1,0 +1,113 @@
+"""The experiment's checkpoints: what is written when, and which one ``--resume`` continues from.
+
+``checkpoints/`` holds at most three files:
+
+* ``best.ckpt``  -- lowest ``val_loss`` (Lightning's ``ModelCheckpoint``);
+* ``last.ckpt``  -- the latest state: every ``ckpt_every_n_steps`` steps, at every epoch end and at the end of
+  training, so a finished run resumes as finished instead of retraining its tail (:class:`LastCheckpoint`);
+* ``interrupted.ckpt`` -- written when training dies, but only when it holds more progress than the run
+  started from (:class:`InterruptCheckpoint`): a run that fails before its first step must not leave a
+  step-0 file that a later ``--resume`` would take for the newest state.
+
+``--resume`` takes the file with the most progress (global step), not the newest one (:func:`resume_checkpoint`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Checkpoint
+
+from openstl_hrvq.errors import CheckpointError, MissingFileError
+
+log = logging.getLogger(__name__)
+
+LAST, INTERRUPTED, BEST = 'last.ckpt', 'interrupted.ckpt', 'best.ckpt'
+
+
+def _read(path: str, fix: str) -> dict:
+    try:
+        return torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a damaged file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        raise CheckpointError(f'Checkpoint {path} cannot be read ({type(error).__name__}: {reason}): {fix}.') from error
+
+
+def load_checkpoint(path: str) -> dict:
+    """The checkpoint at ``path``; a missing or unreadable file is an error that names it."""
+    if not osp.isfile(path):
+        raise MissingFileError(f'No checkpoint at {path}: train first, or pass an existing file with --ckpt_path.')
+    return _read(path, 'it is damaged or not a checkpoint; delete it or pass another with --ckpt_path')
+
+
+def resume_checkpoint(ckpt_dir: str, given: str | None = None) -> tuple[str, int]:
+    """``(path, global_step)`` of the checkpoint ``--resume`` continues from.
+
+    ``given`` (``--ckpt_path``) wins; otherwise the one of ``interrupted.ckpt`` and ``last.ckpt`` that holds the
+    most training steps. A damaged candidate is an error naming it and the other checkpoint to use instead.
+    """
+    candidates = [given] if given else [osp.join(ckpt_dir, name) for name in (INTERRUPTED, LAST)]
+    found = [path for path in candidates if osp.isfile(path)]
+    if not found:
+        raise MissingFileError(f'--resume found no checkpoint at {" or ".join(candidates)}: start without '
+                               f'--resume, or pass the checkpoint with --ckpt_path.')
+    steps = {}
+    for path in found:
+        others = [other for other in (*found, osp.join(ckpt_dir, BEST)) if other != path and osp.isfile(other)]
+        fix = (f'resume from {others[0]} with --resume --ckpt_path {others[0]}, or delete {path}' if others
+               else 'start over with --force')
+        steps[path] = int(_read(path, fix).get('global_step', 0))
+    path = max(steps, key=steps.get)
+    return path, steps[path]
+
+
+class LastCheckpoint(Checkpoint):
+    """Keeps ``last.ckpt`` current: every ``every_n_steps`` steps (0: never mid-epoch), at each epoch end and
+    when training ends, so that no finished step is lost and a finished run is never retrained."""
+
+    def __init__(self, ckpt_dir: str, every_n_steps: int = 0):
+        super().__init__()
+        self.path = osp.join(ckpt_dir, LAST)
+        self.every_n_steps = every_n_steps
+
+    def save(self, trainer: pl.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.save(trainer)
+
+    def on_train_end(self, trainer, pl_module):
+        self.save(trainer)
+
+
+class InterruptCheckpoint(Checkpoint):
+    """Writes ``interrupted.ckpt`` when training dies (an error, Ctrl-C) after progress beyond ``start_step``.
+
+    ``start_step`` is the global step the run started from (the resumed checkpoint's, or 0): an exception
+    before any new step (a bad hyperparameter, a damaged checkpoint) leaves nothing, so it cannot shadow the
+    checkpoints that hold the real progress. After a clean ``fit`` the file is removed: ``last.ckpt`` then holds
+    more.
+    """
+
+    def __init__(self, ckpt_dir: str):
+        super().__init__()
+        self.path = osp.join(ckpt_dir, INTERRUPTED)
+        self.start_step = 0
+
+    def on_exception(self, trainer, pl_module, exception):
+        if trainer.global_step > self.start_step:
+            trainer.save_checkpoint(self.path)
+            log.info('Training stopped at global step %d; %s holds that state (continue with --resume).',
+                     trainer.global_step, self.path)
+
+    def teardown(self, trainer, pl_module, stage):
+        # Lightning calls teardown only after a stage ended without an exception.
+        if stage == 'fit' and trainer.is_global_zero and osp.isfile(self.path):
+            os.remove(self.path)

@@ -1,0 +1,105 @@
+"""Bad inputs and faults, as a new user meets them: each case fails with one clear line, or is made to work.
+
+Every test trains (if at all) the tiny model of ``tests/test_runner.py`` for a few steps on the embedded digits.
+"""
+import os
+import os.path as osp
+import shutil
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from openstl_hrvq.api import Experiment, create_parser, resolve_config
+from openstl_hrvq.api.checkpoints import resume_checkpoint
+from openstl_hrvq.errors import CheckpointError
+from tests.helpers import TINY_MODEL
+
+STEPS = 2 * 16 // 4   # epoch=2, train_size=16, batch_size=4
+
+
+def tiny_config_file(tmp_path, **extra):
+    """The tiny config of tests/test_runner.py, with ``extra`` keys replacing or adding to it."""
+    keys = dict(TINY_MODEL, method='SHRVQVAE', dataname='mmnist', in_shape=[4, 1, 64, 64], vq_epochs=1,
+                prior_epochs=1, joint_epochs=0, epoch=2, batch_size=4, val_batch_size=4, lr=3e-3,
+                sched='constant', num_workers=0, train_size=16, test_size=8, ckpt_every_n_steps=3)
+    keys.update(extra)
+    path = tmp_path / 'tiny.py'
+    path.write_text(''.join(f'{key} = {value!r}\n' for key, value in keys.items()))
+    return str(path)
+
+
+def tiny_argv(tmp_path, *flags, **extra):
+    return ['-c', tiny_config_file(tmp_path, **extra), '--res_dir', str(tmp_path / 'work_dirs'), '--ex_name', 'tiny',
+            '--data_root', str(tmp_path / 'no_data'), '--no_display_method_info', *flags]
+
+
+def tiny_config(tmp_path, *flags, **extra):
+    """The resolved tiny config; results go to ``tmp_path/work_dirs/tiny``."""
+    return resolve_config(vars(create_parser().parse_args(tiny_argv(tmp_path, *flags, **extra))))
+
+
+def step_of(path) -> int:
+    return torch.load(path, map_location='cpu', weights_only=False)['global_step']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A finished tiny run (ckpt_every_n_steps=3: the end of training is not a multiple of it)."""
+    root = tmp_path_factory.mktemp('trained')
+    Experiment(tiny_config(root)).train()
+    return root
+
+
+def copy_of(trained, tmp_path):
+    shutil.copytree(trained / 'work_dirs', tmp_path / 'work_dirs')
+    return tmp_path / 'work_dirs' / 'tiny' / 'checkpoints'
+
+
+# ---------------------------------------------------------------- 10: one last.ckpt, written at the end too
+def test_end_of_training_is_the_one_last_checkpoint(trained, tmp_path):
+    ckpts = copy_of(trained, tmp_path)
+    assert sorted(os.listdir(ckpts)) == ['best.ckpt', 'last.ckpt']
+    assert step_of(ckpts / 'last.ckpt') == STEPS
+    best = (ckpts / 'best.ckpt').read_bytes()
+    # resuming a finished run trains nothing and leaves best.ckpt alone
+    resumed = Experiment(dict(tiny_config(tmp_path), resume=True))
+    resumed.train()
+    assert resumed.trainer.global_step == STEPS
+    assert (ckpts / 'best.ckpt').read_bytes() == best
+
+
+# ---------------------------------------------------------------- 1: a failed start cannot poison --resume
+class FailAtStart(pl.Callback):
+    def on_train_start(self, trainer, pl_module):
+        raise RuntimeError('simulated failure before the first step')
+
+
+def test_failed_start_writes_no_interrupt_checkpoint(trained, tmp_path):
+    ckpts = copy_of(trained, tmp_path)
+    # one more epoch to train, so the resumed run reaches on_train_start
+    experiment = Experiment(dict(tiny_config(tmp_path, '--epoch', '3'), resume=True))
+    experiment.trainer.callbacks.append(FailAtStart())
+    with pytest.raises(RuntimeError, match='simulated'):
+        experiment.train()
+    assert experiment.trainer.global_step == STEPS      # restored, then failed: nothing new to save
+    assert not (ckpts / 'interrupted.ckpt').exists()
+
+
+def test_resume_takes_the_most_progress_not_the_newest_file(trained, tmp_path):
+    ckpts = copy_of(trained, tmp_path)
+    early = torch.load(ckpts / 'last.ckpt', map_location='cpu', weights_only=False)
+    early['global_step'] = 0
+    torch.save(early, ckpts / 'interrupted.ckpt')        # newer file, less progress
+    assert resume_checkpoint(str(ckpts)) == (str(ckpts / 'last.ckpt'), STEPS)
+
+
+def test_damaged_checkpoint_is_named_with_the_other_one(trained, tmp_path):
+    ckpts = copy_of(trained, tmp_path)
+    data = (ckpts / 'last.ckpt').read_bytes()
+    (ckpts / 'last.ckpt').write_bytes(data[:len(data) // 2])
+    with pytest.raises(CheckpointError) as error:
+        resume_checkpoint(str(ckpts))
+    message = str(error.value)
+    assert 'last.ckpt cannot be read' in message and f'--ckpt_path {ckpts / "best.ckpt"}' in message
+    assert '\n' not in message
