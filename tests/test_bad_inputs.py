@@ -75,6 +75,13 @@ class FailAtStart(pl.Callback):
         raise RuntimeError('simulated failure before the first step')
 
 
+class RecordStart(pl.Callback):
+    step = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.step = trainer.global_step
+
+
 def test_failed_start_writes_no_interrupt_checkpoint(trained, tmp_path):
     ckpts = copy_of(trained, tmp_path)
     # one more epoch to train, so the resumed run reaches on_train_start
@@ -103,3 +110,19 @@ def test_damaged_checkpoint_is_named_with_the_other_one(trained, tmp_path):
     message = str(error.value)
     assert 'last.ckpt cannot be read' in message and f'--ckpt_path {ckpts / "best.ckpt"}' in message
     assert '\n' not in message
+
+
+# ---------------------------------------------------------------- 2: no silent resume without --resume
+def test_rerun_without_resume_is_refused_and_force_starts_over(trained, tmp_path):
+    ckpts = copy_of(trained, tmp_path)
+    record = (ckpts.parent / 'config.py').read_text()
+    with pytest.raises(CheckpointError, match=r'already holds checkpoints.*--resume.*--force.*--ex_name'):
+        Experiment(tiny_config(tmp_path, '--epoch', '3')).train()
+    assert (ckpts.parent / 'config.py').read_text() == record
+    (ckpts / 'interrupted.ckpt').write_bytes((ckpts / 'last.ckpt').read_bytes())
+    fresh = Experiment(tiny_config(tmp_path, '--force'))
+    start = RecordStart()
+    fresh.trainer.callbacks.append(start)
+    fresh.train()
+    assert start.step == 0 and fresh.trainer.global_step == STEPS
+    assert sorted(os.listdir(ckpts)) == ['best.ckpt', 'last.ckpt']

@@ -13,6 +13,7 @@ Differences from OpenSTL's runner, each for a reason:
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api.checkpoints import InterruptCheckpoint, LastCheckpoint, load_checkpoint, resume_checkpoint
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.model_info import describe_model
+from openstl_hrvq.errors import CheckpointError
 from openstl_hrvq.methods import LeaderboardTestMixin
 from openstl_hrvq.methods import method_maps as plugin_methods
 
@@ -123,11 +125,12 @@ class Experiment:
         #: back to the CPU after fit and test.
         self.device = 'cuda' if self.accelerator == 'gpu' else 'cpu'
         self.model_info = None
-        self._write_config()
         self.trainer = self._build_trainer()
 
     # ------------------------------------------------------------------ set-up
     def _write_config(self) -> None:
+        """The training record (``config.py``, ``model_param.json``): written by :meth:`train` only, so testing
+        another checkpoint or config never rewrites what the experiment was trained with."""
         os.makedirs(self.save_dir, exist_ok=True)
         Config(self.config).dump(osp.join(self.save_dir, 'config.py'))
         with open(osp.join(self.save_dir, 'model_param.json'), 'w') as handle:
@@ -177,12 +180,32 @@ class Experiment:
         return self.model_info
 
     # ------------------------------------------------------------------ train / test
+    def _claim_checkpoint_dir(self) -> None:
+        """Refuse to train over another run's checkpoints unless ``force`` (then delete them).
+
+        A fresh run would overwrite that run's ``best.ckpt`` with a worse early model and leave its other files
+        for a later ``--resume`` to mix up with this run.
+        """
+        existing = sorted(glob.glob(osp.join(self.ckpt_dir, '*.ckpt')))
+        if not existing:
+            return
+        if not self.config.get('force'):
+            raise CheckpointError(
+                f'{self.save_dir} already holds checkpoints ({", ".join(map(osp.basename, existing))}): pass '
+                f'--resume to continue that run, --force to start over (deletes them), or use a new --ex_name.')
+        for path in existing:
+            os.remove(path)
+        log.info('--force: deleted %s; training from scratch', ', '.join(existing))
+
     def train(self) -> None:
         """Train from scratch, or with ``resume`` from the checkpoint with the most progress."""
         ckpt, start_step = None, 0
         if self.config.get('resume'):
             ckpt, start_step = resume_checkpoint(self.ckpt_dir, self.config.get('ckpt_path'))
             log.info('Resuming training from %s (global step %d)', ckpt, start_step)
+        else:
+            self._claim_checkpoint_dir()
+        self._write_config()
         self.interrupt_checkpoint.start_step = start_step
         if not self.config.get('no_display_method_info'):
             self.display_method_info()

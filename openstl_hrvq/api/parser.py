@@ -25,7 +25,7 @@ DEFAULTS = {
     'ckpt_path': None,
     # the plugin's own runner keys
     'resume': False, 'strategy': 'auto', 'num_nodes': 1, 'limit_val_batches': 1.0,
-    'ckpt_every_n_steps': 200, 'train_size': None, 'test_size': None,
+    'ckpt_every_n_steps': 200, 'train_size': None, 'test_size': None, 'force': False,
 }
 
 
@@ -37,7 +37,7 @@ def _flag(parser, *names, kind=None, help=None, **kwargs):
 
 
 def create_parser() -> argparse.ArgumentParser:
-    """OpenSTL's ``create_parser`` flags plus ``--resume``, ``--cfg-options``, ``--strategy``, ``--num_nodes``."""
+    """OpenSTL's ``create_parser`` flags plus ``--resume``, ``--force``, ``--cfg-options``, ``--strategy``, ``--num_nodes``."""
     parser = argparse.ArgumentParser(
         description='Train / test a video prediction method with OpenSTL\'s command line (openstl_hrvq).')
     group = parser.add_argument_group('set-up')
@@ -95,7 +95,9 @@ def create_parser() -> argparse.ArgumentParser:
     _flag(group, '--gpus', kind=int, nargs='+', help='CUDA device ids (default: [0])')
     _flag(group, '--metric_for_bestckpt', kind=str)
     _flag(group, '--ckpt_path', kind=str, help='checkpoint to test, or to resume training from with --resume')
-    _flag(group, '--resume', kind=bool, help='resume training from <res_dir>/<ex_name>/checkpoints/last.ckpt')
+    _flag(group, '--resume', kind=bool, help='resume training from the checkpoint of <res_dir>/<ex_name> with the '
+                                             'most steps (or --ckpt_path)')
+    _flag(group, '--force', kind=bool, help='train <res_dir>/<ex_name> from scratch, deleting its checkpoints')
     _flag(group, '--strategy', kind=str, help="Lightning strategy, e.g. 'ddp', 'fsdp' (default: chosen)")
     _flag(group, '--num_nodes', kind=int, help='number of nodes for multi-node DDP')
     parser.add_argument('--cfg-options', '--cfg_options', nargs='+', action=DictAction, default=None,
