@@ -12,7 +12,7 @@ import torch
 
 from openstl_hrvq.api import Experiment, create_parser, resolve_config
 from openstl_hrvq.api.checkpoints import resume_checkpoint
-from openstl_hrvq.errors import CheckpointError
+from openstl_hrvq.errors import CheckpointError, DivergedError
 from tests.helpers import TINY_MODEL
 
 STEPS = 2 * 16 // 4   # epoch=2, train_size=16, batch_size=4
@@ -126,3 +126,17 @@ def test_rerun_without_resume_is_refused_and_force_starts_over(trained, tmp_path
     fresh.train()
     assert start.step == 0 and fresh.trainer.global_step == STEPS
     assert sorted(os.listdir(ckpts)) == ['best.ckpt', 'last.ckpt']
+
+
+# ---------------------------------------------------------------- 3: NaN stops the run, and is never saved
+def test_nan_stops_training_and_is_never_checkpointed(tmp_path):
+    experiment = Experiment(tiny_config(tmp_path, '--cfg-options', 'lr=1e6', 'ckpt_every_n_steps=1'))
+    with pytest.raises(DivergedError, match=r'Training diverged: .* stage "vq" at global step \d+ .*lr or vq_lr'
+                                            r'.*clip_grad') as error:
+        experiment.train()
+    assert '\n' not in str(error.value)
+    ckpts = tmp_path / 'work_dirs' / 'tiny' / 'checkpoints'
+    assert not (ckpts / 'interrupted.ckpt').exists()
+    for path in ckpts.glob('*.ckpt'):
+        state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+        assert all(torch.isfinite(value).all() for value in state.values() if value.is_floating_point()), path

@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Checkpoint
 
-from openstl_hrvq.errors import CheckpointError, MissingFileError
+from openstl_hrvq.errors import CheckpointError, DivergedError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ class InterruptCheckpoint(Checkpoint):
         self.start_step = 0
 
     def on_exception(self, trainer, pl_module, exception):
-        if trainer.global_step > self.start_step:
+        # A diverged state is non-finite: last.ckpt keeps the last finite one.
+        if trainer.global_step > self.start_step and not isinstance(exception, DivergedError):
             trainer.save_checkpoint(self.path)
             log.info('Training stopped at global step %d; %s holds that state (continue with --resume).',
                      trainer.global_step, self.path)

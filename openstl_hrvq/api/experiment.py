@@ -30,6 +30,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api.checkpoints import InterruptCheckpoint, LastCheckpoint, load_checkpoint, resume_checkpoint
 from openstl_hrvq.api.data import build_dataloaders
+from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.model_info import describe_model
 from openstl_hrvq.errors import CheckpointError
 from openstl_hrvq.methods import LeaderboardTestMixin
@@ -156,6 +157,7 @@ class Experiment:
                             mode='min', save_top_k=1, enable_version_counter=False),
             LastCheckpoint(self.ckpt_dir, int(config.get('ckpt_every_n_steps') or 0)),
             self.interrupt_checkpoint,
+            DivergenceGuard(config['metric_for_bestckpt']),
         ]
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
         return pl.Trainer(
