@@ -3,7 +3,7 @@
 Every test trains (if at all) the tiny model of ``tests/test_runner.py`` for a few steps on the embedded digits.
 """
 import os
-import os.path as osp
+import re
 import shutil
 
 import pytest
@@ -12,7 +12,8 @@ import torch
 
 from openstl_hrvq.api import Experiment, create_parser, resolve_config
 from openstl_hrvq.api.checkpoints import resume_checkpoint
-from openstl_hrvq.errors import CheckpointError, DivergedError
+from openstl_hrvq.api.cli import main
+from openstl_hrvq.errors import CheckpointError, DivergedError, UserError
 from tests.helpers import TINY_MODEL
 
 STEPS = 2 * 16 // 4   # epoch=2, train_size=16, batch_size=4
@@ -140,3 +141,47 @@ def test_nan_stops_training_and_is_never_checkpointed(tmp_path):
     for path in ckpts.glob('*.ckpt'):
         state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
         assert all(torch.isfinite(value).all() for value in state.values() if value.is_floating_point()), path
+
+
+# ---------------------------------------------------------------- 7: user mistakes are one line, not a traceback
+def write_bad_config(tmp_path):
+    path = tmp_path / 'broken.py'
+    path.write_text("method = 'SHRVQVAE'\nlr = (1e-3\n")
+    return str(path)
+
+
+def corrupt_train_digits(tmp_path):
+    folder = tmp_path / 'bad_data' / 'moving_mnist'
+    folder.mkdir(parents=True)
+    (folder / 'train-images-idx3-ubyte.gz').write_bytes(b'not gzip at all')
+    return str(tmp_path / 'bad_data')
+
+
+MISTAKES = {
+    'unknown key': (lambda t: ['--cfg-options', 'vq_hiden=3'], r"Unknown config key 'vq_hiden'.*'vq_hidden'"),
+    'missing config': (lambda t: ['-c', str(t / 'nope.py')], r'nope.py.* does not exist'),
+    'syntax error': (lambda t: ['-c', write_bad_config(t)], r'broken.py has a syntax error at line 2'),
+    'negative lr': (lambda t: ['--cfg-options', 'lr=-0.001'], r"'lr' must be a number > 0, got -0.001"),
+    'negative stage lr': (lambda t: ['--cfg-options', 'prior_lr=-1'], r"'prior_lr' must be a number > 0 or None"),
+    'batch_size=x': (lambda t: ['--cfg-options', 'batch_size=x'], r"'batch_size' must be an integer >= 1, got 'x'"),
+    'vq_layers=0': (lambda t: ['--cfg-options', 'vq_layers=0'], r"'vq_layers' must be an integer >= 1, got 0"),
+    'heads': (lambda t: ['--cfg-options', 'prior_heads=3'], r"'prior_heads' must be a divisor of prior_hidden=8"),
+    'short epoch': (lambda t: ['--epoch', '1'], r"'epoch' must be at least 2: one epoch for each of the stages"),
+    'unknown dataset': (lambda t: ['-d', 'nope'], r"Unknown dataset 'nope'"),
+    'damaged data': (lambda t: ['--data_root', corrupt_train_digits(t)],
+                     r'train-images-idx3-ubyte.gz is not a readable \(gzip\) idx3 file'),
+    'missing checkpoint': (lambda t: ['--test', '--ckpt_path', str(t / 'none.ckpt')], r'No checkpoint at .*none.ckpt'),
+    'diverging': (lambda t: ['--cfg-options', 'lr=1e6'], r'Training diverged: .*stage "vq"'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(MISTAKES))
+def test_user_mistakes_print_one_line_and_exit_non_zero(case, tmp_path, capsys):
+    flags, expected = MISTAKES[case]
+    argv = tiny_argv(tmp_path) + flags(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: ') and '--debug' in err, err
+    assert re.search(expected, err), err
+    with pytest.raises(UserError, match=expected):
+        main(argv + ['--debug', '--force'])

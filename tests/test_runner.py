@@ -8,6 +8,7 @@ import torch
 from openstl_hrvq.api import Experiment, create_parser, resolve_config
 from openstl_hrvq.api.cli import run
 from openstl_hrvq.api.experiment import choose_accelerator
+from openstl_hrvq.errors import ConfigError
 from tests.helpers import TINY_MODEL
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -69,7 +70,7 @@ def test_accelerator_is_chosen_from_the_machine():
     assert choose_accelerator('auto') == ('gpu' if torch.cuda.is_available() else 'cpu')
     assert choose_accelerator('cpu') == 'cpu'
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match='no CUDA device'):
+        with pytest.raises(ConfigError, match='no CUDA device'):
             choose_accelerator('cuda')
 
 

@@ -2,7 +2,9 @@
 
     python tools/test.py -c configs/mmnist/shvqvae.py --ex_name mmnist_shvqvae
 """
-from openstl_hrvq.api.cli import run
+import sys
+
+from openstl_hrvq.api.cli import main
 
 if __name__ == '__main__':
-    run(test_only=True)
+    sys.exit(main(test_only=True))

@@ -3,7 +3,9 @@
     python tools/train.py -c configs/mmnist/shvqvae.py
     python tools/train.py -c configs/mmnist/shvqvae.py --ex_name mmnist_shvqvae --resume
 """
-from openstl_hrvq.api.cli import run
+import sys
+
+from openstl_hrvq.api.cli import main
 
 if __name__ == '__main__':
-    run()
+    sys.exit(main())

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from openstl_hrvq.api.config import resolve_config
 from openstl_hrvq.api.experiment import Experiment
 from openstl_hrvq.api.parser import create_parser
+from openstl_hrvq.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -20,3 +22,17 @@ def run(argv=None, test_only: bool = False) -> dict:
     results = experiment.test()
     log.info('Test metrics: %s', ', '.join(f'{key}={value:.4f}' for key, value in results.items()))
     return results
+
+
+def main(argv=None, test_only: bool = False) -> int:
+    """:func:`run` for the command line: a mistake of the user's (:class:`UserError`) is printed as one line
+    and exits with status 2; ``--debug`` raises it with its traceback instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        run(argv, test_only)
+    except UserError as error:
+        if '--debug' in argv:
+            raise
+        sys.stderr.write(f'error: {error} (add --debug for the traceback)\n')
+        return 2
+    return 0

@@ -14,7 +14,9 @@ from typing import Iterable, Mapping
 from mmengine.config import Config
 
 from openstl_hrvq.api.parser import DEFAULTS
+from openstl_hrvq.api.validation import check_values
 from openstl_hrvq.datasets import dataset_parameters
+from openstl_hrvq.errors import ConfigError, MissingFileError, UnknownKeyError
 from openstl_hrvq.methods import METHOD_KEYS
 from openstl_hrvq.models import SHRVQVAE_Model
 
@@ -24,11 +26,21 @@ DATASET_KEYS = ('in_shape', 'pre_seq_length', 'aft_seq_length', 'total_length', 
 
 
 def load_config_file(path: str) -> dict:
-    """Read a flat Python config into a dict (mmengine's reader, OpenSTL's file format)."""
+    """Read a flat Python config into a dict (mmengine's reader, OpenSTL's file format).
+
+    A file that does not parse or run is reported with its name and line: mmengine's own trace names neither.
+    """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'Config file {path!r} does not exist: pass an existing file with -c, '
-                                f'e.g. configs/mmnist/shvqvae.py.')
-    return Config.fromfile(path).to_dict()
+        raise MissingFileError(f'Config file {path!r} does not exist: pass an existing file with -c, '
+                               f'e.g. configs/mmnist/shvqvae.py.')
+    try:
+        return Config.fromfile(path).to_dict()
+    except SyntaxError as error:
+        raise ConfigError(f'Config file {path} has a syntax error at line {error.lineno}: {error.msg} '
+                          f'({(error.text or "").strip()!r}); fix that line (one `key = value` per line).') from error
+    except Exception as error:  # the file is Python: running it can raise anything (NameError, ImportError...)
+        raise ConfigError(f'Config file {path} does not run ({type(error).__name__}: {error}); fix it so that '
+                          f'it only assigns values (`key = value`, no undefined names).') from error
 
 
 def known_keys(method: str, file_keys: Iterable[str] = ()) -> set[str]:
@@ -53,8 +65,8 @@ def check_keys(keys: Iterable[str], allowed: set[str], source: str) -> None:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ''
-            raise KeyError(f"Unknown config key '{key}' in {source}.{hint} "
-                           f"Remove it or fix its name (known keys are listed in the README).")
+            raise UnknownKeyError(f"Unknown config key '{key}' in {source}.{hint} "
+                                  f"Remove it or fix its name (known keys are listed in the README).")
 
 
 def default_config_path(method: str, dataname: str, root: str = 'configs') -> str:
@@ -71,6 +83,10 @@ def resolve_config(cli: Mapping | None = None) -> dict:
 
     Returns:
         The resolved config, with ``dataset_parameters[dataname]`` filled in where the config is silent.
+
+    Raises:
+        UserError: an unknown key, method or dataset, a missing or broken config file, or a value outside its
+            key's range (:func:`openstl_hrvq.api.validation.check_values`), in one sentence.
     """
     cli = {key: value for key, value in dict(cli or {}).items() if value is not None}
     cfg_options = dict(cli.pop('cfg_options', None) or {})
@@ -90,12 +106,13 @@ def resolve_config(cli: Mapping | None = None) -> dict:
     config['method'] = method
     dataname = config['dataname']
     if dataname not in dataset_parameters:
-        raise ValueError(f"Unknown dataset '{dataname}': choose one of {sorted(dataset_parameters)} "
-                         f"(-d / dataname in the config).")
+        raise ConfigError(f"Unknown dataset '{dataname}': choose one of {sorted(dataset_parameters)} "
+                          f"(-d / dataname in the config).")
     explicit = set(from_file) | set(cli) | set(cfg_options)
     for key, value in dataset_parameters[dataname].items():
         if key not in explicit:
             config[key] = value
+    check_values(config)
     if 'total_length' not in explicit:
         config['total_length'] = config['pre_seq_length'] + config['aft_seq_length']
     return config

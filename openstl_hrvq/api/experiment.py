@@ -32,7 +32,7 @@ from openstl_hrvq.api.checkpoints import InterruptCheckpoint, LastCheckpoint, lo
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.model_info import describe_model
-from openstl_hrvq.errors import CheckpointError
+from openstl_hrvq.errors import CheckpointError, ConfigError
 from openstl_hrvq.methods import LeaderboardTestMixin
 from openstl_hrvq.methods import method_maps as plugin_methods
 
@@ -51,7 +51,7 @@ def get_method_class(name: str):
     openstl_methods = openstl_bridge.openstl_method_maps()
     if key not in openstl_methods:
         extra = '' if openstl_methods else ' (OpenSTL is not importable, so its baselines are unavailable)'
-        raise ValueError(f"Unknown method '{name}': choose one of "
+        raise ConfigError(f"Unknown method '{name}': choose one of "
                          f"{sorted(set(plugin_methods) | set(openstl_methods))}{extra}.")
     base = openstl_methods[key]
     return type(base.__name__, (LeaderboardTestMixin, base), {'__module__': __name__})
@@ -66,10 +66,10 @@ def choose_accelerator(device: str) -> str:
         return 'cpu'
     if device.startswith(('cuda', 'gpu')):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"--device {device} was asked for but no CUDA device is available: "
-                               f"use --device auto or --device cpu.")
+            raise ConfigError(f"--device {device} was asked for but no CUDA device is available: "
+                              f"use --device auto or --device cpu.")
         return 'gpu'
-    raise ValueError(f"Unknown --device {device!r}: use 'auto', 'cpu' or 'cuda'.")
+    raise ConfigError(f"Unknown --device {device!r}: use 'auto', 'cpu' or 'cuda'.")
 
 
 def torch_device(device: str) -> str:
@@ -110,6 +110,9 @@ class Experiment:
         self.save_dir = osp.join(config['res_dir'], config['ex_name'])
         self.ckpt_dir = osp.join(self.save_dir, 'checkpoints')
         setup_logging(self.save_dir, 'test' if config.get('test') else 'train')
+        # Checked before the data and the model are built, so a wrong --device or method fails at once.
+        self.accelerator = choose_accelerator(config['device'])
+        method_class = get_method_class(config['method'])
         pl.seed_everything(config['seed'], workers=True)
         if dataloaders is None:
             self.train_loader, self.val_loader, self.test_loader, self.data_source = build_dataloaders(config)
@@ -117,11 +120,9 @@ class Experiment:
             self.train_loader, self.val_loader, self.test_loader = dataloaders
             self.data_source = 'given'
         dataset = self.test_loader.dataset
-        method_class = get_method_class(config['method'])
         config['method'] = config['method'].lower()
         self.method = method_class(steps_per_epoch=len(self.train_loader), test_mean=dataset.mean,
                                    test_std=dataset.std, save_dir=self.save_dir, **config)
-        self.accelerator = choose_accelerator(config['device'])
         #: Where the model runs outside the Trainer (cost measurement, custom evaluation); Lightning moves it
         #: back to the CPU after fit and test.
         self.device = 'cuda' if self.accelerator == 'gpu' else 'cpu'

@@ -26,6 +26,7 @@ DEFAULTS = {
     # the plugin's own runner keys
     'resume': False, 'strategy': 'auto', 'num_nodes': 1, 'limit_val_batches': 1.0,
     'ckpt_every_n_steps': 200, 'train_size': None, 'test_size': None, 'force': False,
+    'debug': False,
 }
 
 
@@ -51,6 +52,7 @@ def create_parser() -> argparse.ArgumentParser:
     _flag(group, '--fps', kind=bool, help='measure inference throughput before training')
     _flag(group, '--test', kind=bool, help='only test (the best checkpoint, or --ckpt_path)')
     _flag(group, '--deterministic', kind=bool, help='deterministic algorithms (reproducible, slower)')
+    _flag(group, '--debug', kind=bool, help='show the traceback of an error instead of its one-line message')
     group = parser.add_argument_group('data')
     _flag(group, '--batch_size', '-b', kind=int)
     _flag(group, '--val_batch_size', '-vb', kind=int)

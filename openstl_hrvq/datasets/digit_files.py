@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from openstl_hrvq.errors import DataFileError, MissingFileError
+
 IDX3_MAGIC = 2051
 IDX3_HEADER_BYTES = 16
 GET_DATA_HINT = 'see the README section "Data" or run `python tools/prepare_data.py --help`'
@@ -24,19 +26,19 @@ def read_idx_images(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f'Missing idx image file {path}; {GET_DATA_HINT}.')
+        raise MissingFileError(f'Missing idx image file {path}; {GET_DATA_HINT}.')
     opener = gzip.open if path.suffix == '.gz' else open
     try:
         with opener(path, 'rb') as handle:
             raw = handle.read()
     except (OSError, EOFError) as error:
-        raise ValueError(f'{path} is not a readable (gzip) idx3 file ({error}); {GET_DATA_HINT}.') from None
+        raise DataFileError(f'{path} is not a readable (gzip) idx3 file ({error}); {GET_DATA_HINT}.') from None
     if len(raw) < IDX3_HEADER_BYTES:
-        raise ValueError(f'{path} is too short to be an idx3 image file; {GET_DATA_HINT}.')
+        raise DataFileError(f'{path} is too short to be an idx3 image file; {GET_DATA_HINT}.')
     magic, count, rows, cols = np.frombuffer(raw[:IDX3_HEADER_BYTES], dtype='>u4')
     if magic != IDX3_MAGIC or len(raw) != IDX3_HEADER_BYTES + int(count) * int(rows) * int(cols):
-        raise ValueError(f'{path} is not an idx3 image file (magic {magic}, {len(raw)} bytes for '
-                         f'{count}x{rows}x{cols} images); {GET_DATA_HINT}.')
+        raise DataFileError(f'{path} is not an idx3 image file (magic {magic}, {len(raw)} bytes for '
+                            f'{count}x{rows}x{cols} images); {GET_DATA_HINT}.')
     return np.frombuffer(raw, dtype=np.uint8, offset=IDX3_HEADER_BYTES).reshape(int(count), int(rows), int(cols))
 
 
@@ -60,13 +62,13 @@ def load_test_sequences(path: str | Path, num_frames: int, image_size: int) -> n
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f'Missing fixed test set {path}; {GET_DATA_HINT}.')
+        raise MissingFileError(f'Missing fixed test set {path}; {GET_DATA_HINT}.')
     try:
         sequences = np.load(path, mmap_mode='r')
     except ValueError as error:
-        raise ValueError(f'{path} is not a .npy array ({error}); {GET_DATA_HINT}.') from None
+        raise DataFileError(f'{path} is not a .npy array ({error}); {GET_DATA_HINT}.') from None
     if (sequences.dtype != np.uint8 or sequences.ndim != 4 or sequences.shape[0] < num_frames
             or sequences.shape[2:] != (image_size, image_size)):
-        raise ValueError(f'{path} holds {sequences.dtype} {sequences.shape}; expected uint8 (frames >= {num_frames}, '
-                         f'sequences, {image_size}, {image_size}); {GET_DATA_HINT}.')
+        raise DataFileError(f'{path} holds {sequences.dtype} {sequences.shape}; expected uint8 (frames >= {num_frames}, '
+                            f'sequences, {image_size}, {image_size}); {GET_DATA_HINT}.')
     return sequences

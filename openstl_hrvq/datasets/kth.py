@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from openstl_hrvq.errors import DataFileError, MissingFileError
+
 from .digit_files import GET_DATA_HINT
 from .loaders import build_loaders
 from .moving_digits import augment_clip
@@ -77,7 +79,7 @@ def _read_frame(path: Path) -> np.ndarray:
 
 
 def _missing_kth(what: Path) -> FileNotFoundError:
-    return FileNotFoundError(
+    return MissingFileError(
         f'KTH not found: missing {what}; expected data_root/kth/<action>/personXX_<action>_dY_uncomp/'
         f'image_NNNN.png for actions {", ".join(ACTIONS)} (frames: {KTH_DOWNLOAD}); {GET_DATA_HINT}.')
 
@@ -103,8 +105,8 @@ def scan_kth(root: str | Path, persons: tuple[int, ...], seq_len: int) -> KTHSpl
                 if frame_shape is None:
                     frame_shape = pixels.shape
                 if pixels.shape != frame_shape or pixels.ndim != 2:
-                    raise ValueError(f'KTH frame {path} is {pixels.shape}, the others {frame_shape}; '
-                                     f'all frames must share one size ({GET_DATA_HINT}).')
+                    raise DataFileError(f'KTH frame {path} is {pixels.shape}, the others {frame_shape}; '
+                                        f'all frames must share one size ({GET_DATA_HINT}).')
             video_starts = window_starts(numbers, seq_len, stride)
             starts.extend(offset + s for s in video_starts)
             videos.extend([video_dir.name] * len(video_starts))

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from openstl_hrvq.errors import ConfigError, DataFileError, MissingFileError
+
 from .digit_files import GET_DATA_HINT, load_test_sequences, read_idx_images
 from .embedded_digits import embedded_digit_split, load_embedded_digits
 from .loaders import EpochStreamSampler, build_loaders
@@ -61,7 +63,7 @@ class DigitSource:
 
 def _check_digits(digits: np.ndarray, path: Path) -> np.ndarray:
     if digits.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or len(digits) == 0:
-        raise ValueError(f'{path} holds images of shape {digits.shape}; expected (N, 28, 28); {GET_DATA_HINT}.')
+        raise DataFileError(f'{path} holds images of shape {digits.shape}; expected (N, 28, 28); {GET_DATA_HINT}.')
     return digits
 
 
@@ -92,8 +94,8 @@ def idx_folder_source(folder: str | Path = DEBIAN_FASHION_MNIST, name: str = 'de
     train_path, test_path = root / TRAIN_IMAGES_FILE, root / TEST_IMAGES_FILE
     for path in (train_path, test_path):
         if not path.is_file():
-            raise FileNotFoundError(f'Missing {path}; for Fashion-MNIST run `apt-get install dataset-fashion-mnist` '
-                                    f'(files in {DEBIAN_FASHION_MNIST}); {GET_DATA_HINT}.')
+            raise MissingFileError(f'Missing {path}; for Fashion-MNIST run `apt-get install dataset-fashion-mnist` '
+                                   f'(files in {DEBIAN_FASHION_MNIST}); {GET_DATA_HINT}.')
     return DigitSource(name, f'the idx images in {root}', _check_digits(read_idx_images(train_path), train_path),
                        test_digits=_check_digits(read_idx_images(test_path), test_path),
                        num_generated_test=GENERATED_TEST_SEQUENCES, train_file=train_path)
@@ -107,20 +109,20 @@ def resolve_source(data_root: str | Path, data_name: str = 'mnist', source: str 
         FileNotFoundError / ValueError: one sentence naming the expected files and how to get them.
     """
     if data_name not in LAYOUT:
-        raise ValueError(f'Unknown moving-digit data_name {data_name!r}; choose from {sorted(LAYOUT)}.')
+        raise ConfigError(f'Unknown moving-digit data_name {data_name!r}; choose from {sorted(LAYOUT)}.')
     folder, test_file = LAYOUT[data_name]
     expected = [Path(data_root) / folder / TRAIN_IMAGES_FILE, Path(data_root) / folder / test_file]
     if source == 'auto':
         source = 'files' if any(path.exists() for path in expected) else FALLBACK[data_name]
         if source == 'debian' and not (Path(fashion_root) / TRAIN_IMAGES_FILE).is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f'No Moving Fashion-MNIST data: expected {expected[0]} and {expected[1]}, or Fashion-MNIST at '
                 f'{fashion_root} (`apt-get install dataset-fashion-mnist`); {GET_DATA_HINT}.')
     builders = {'files': lambda: files_source(data_root, data_name, num_frames, image_size),
                 'embedded': embedded_source, 'debian': lambda: idx_folder_source(fashion_root)}
     if source not in builders or (source != 'files' and source != FALLBACK[data_name]):
-        raise ValueError(f'source={source!r} is not available for {data_name}; use auto, files or '
-                         f'{FALLBACK[data_name]}.')
+        raise ConfigError(f'source={source!r} is not available for {data_name}; use auto, files or '
+                          f'{FALLBACK[data_name]}.')
     chosen = builders[source]()
     if chosen.name == 'files':
         logger.info('%s: using the published benchmark files %s', data_name, chosen.description)
@@ -150,9 +152,9 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | Path, num_w
     num_frames = pre_seq_length + aft_seq_length
     image_size = in_shape[-1] if in_shape is not None else 64
     if image_size < DIGIT_SIZE:
-        raise ValueError(f'in_shape {tuple(in_shape)} gives {image_size}x{image_size} frames, smaller than the '
-                         f'{DIGIT_SIZE}x{DIGIT_SIZE} digits that move in them: use frames of at least {DIGIT_SIZE} px '
-                         f'(OpenSTL: 64).')
+        raise ConfigError(f'in_shape {tuple(in_shape)} gives {image_size}x{image_size} frames, smaller than the '
+                          f'{DIGIT_SIZE}x{DIGIT_SIZE} digits that move in them: use frames of at least {DIGIT_SIZE} px '
+                          f'(OpenSTL: 64).')
     chosen = resolve_source(data_root, data_name, source, num_frames, image_size, fashion_root)
     train_length = TRAIN_SEQUENCES_PER_EPOCH if train_size is None else train_size
     train_seed = torch.initial_seed() if seed is None else seed

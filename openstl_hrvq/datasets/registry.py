@@ -11,6 +11,8 @@ import copy
 import inspect
 from typing import Callable
 
+from openstl_hrvq.errors import ConfigError
+
 from . import kth, moving_mnist, transformed_digits
 
 DATASETS: dict[str, Callable] = {}
@@ -39,7 +41,7 @@ def load_data(dataname: str, batch_size: int, val_batch_size: int, num_workers: 
     ``use_augment``, ``train_size``, ``test_size``, ...) and ignored otherwise.
     """
     if dataname not in DATASETS:
-        raise ValueError(f'Unknown dataset {dataname!r}; registered: {sorted(DATASETS)}.')
+        raise ConfigError(f'Unknown dataset {dataname!r}; registered: {sorted(DATASETS)}.')
     loader_fn = DATASETS[dataname]
     options = {**dataset_parameters[dataname], **kwargs}
     options['distributed'] = bool(dist or kwargs.get('distributed', False))
@@ -70,5 +72,5 @@ for _name, _train_set in transformed_digits.DATASET_NAMES.items():
 def get_parameters(dataname: str) -> dict:
     """A copy of ``dataset_parameters[dataname]`` that the caller may change."""
     if dataname not in dataset_parameters:
-        raise ValueError(f'Unknown dataset {dataname!r}; registered: {sorted(dataset_parameters)}.')
+        raise ConfigError(f'Unknown dataset {dataname!r}; registered: {sorted(dataset_parameters)}.')
     return copy.deepcopy(dataset_parameters[dataname])

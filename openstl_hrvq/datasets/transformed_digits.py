@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from openstl_hrvq.errors import ConfigError
+
 from .embedded_digits import embedded_digit_split, load_embedded_digits
 from .loaders import build_loaders
 from .moving_digits import split_clip
@@ -92,7 +94,7 @@ def split_digit_ids(name: str) -> np.ndarray:
 
 def _split(name: str) -> Split:
     if name not in SPLITS:
-        raise ValueError(f'Unknown transformed-digit split {name!r}: choose one of {sorted(SPLITS)}.')
+        raise ConfigError(f'Unknown transformed-digit split {name!r}: choose one of {sorted(SPLITS)}.')
     return SPLITS[name]
 
 
@@ -228,7 +230,7 @@ def window_table(num_sequences: int, train_set: str, seed: int = SEED) -> np.nda
         int64 ``(num_sequences * 4 * k, 5)`` with k = 1 for ``n6`` and 5 for ``n6-all``.
     """
     if train_set not in TRAIN_SETS:
-        raise ValueError(f'Unknown train_set {train_set!r}: choose one of {TRAIN_SETS}.')
+        raise ConfigError(f'Unknown train_set {train_set!r}: choose one of {TRAIN_SETS}.')
     per_sequence = (TRAIN_FRAMES[1] - TRAIN_FRAMES[0] + 1) - WINDOW + 1
     sequence, start = np.divmod(np.arange(num_sequences * per_sequence), per_sequence)
     none = np.zeros_like(start)
@@ -301,11 +303,11 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | None = None
     task defines its own augmentation (``train_set='n6-all'``). ``train_size`` / ``test_size`` cap sequences.
     """
     if (pre_seq_length, aft_seq_length) != (PRE_SEQ_LENGTH, AFT_SEQ_LENGTH):
-        raise ValueError(f'The transformed-digit task is {PRE_SEQ_LENGTH} -> {AFT_SEQ_LENGTH} frames, got '
-                         f'{pre_seq_length} -> {aft_seq_length}: remove pre/aft_seq_length from the config.')
+        raise ConfigError(f'The transformed-digit task is {PRE_SEQ_LENGTH} -> {AFT_SEQ_LENGTH} frames, got '
+                          f'{pre_seq_length} -> {aft_seq_length}: remove pre/aft_seq_length from the config.')
     if use_augment:
-        raise ValueError("use_augment is not defined for the transformed-digit task: train on "
-                         "train_set='n6-all' (dataset tdigits_all) for its augmentation.")
+        raise ConfigError("use_augment is not defined for the transformed-digit task: train on "
+                          "train_set='n6-all' (dataset tdigits_all) for its augmentation.")
     train, test = build_window_datasets(train_set, train_size, test_size, data_name)
     log.info('Transformed digits: %d training windows (%s), %d validation windows (n6-test)',
              len(train), train_set, len(test))

@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from openstl_hrvq.errors import ConfigError
 from openstl_hrvq.methods.evaluation import LeaderboardTestMixin
 from openstl_hrvq.methods.stage_schedule import STAGES, StageSchedule
 from openstl_hrvq.models import SHRVQVAE_Model
@@ -58,18 +59,18 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         self.joint_lambda = float(config.get('joint_lambda', 0.11))
         self.vq_frames = config.get('vq_frames')
         if self.vq_frames is not None and (not isinstance(self.vq_frames, int) or self.vq_frames < 1):
-            raise ValueError(f'vq_frames must be a positive integer (frames per clip the tokenizer trains on) '
-                             f'or None for every frame, got {self.vq_frames!r}.')
+            raise ConfigError(f'vq_frames must be a positive integer (frames per clip the tokenizer trains on) '
+                              f'or None for every frame, got {self.vq_frames!r}.')
         self.prior_loss_frames = config.get('prior_loss_frames', 'future')
         if self.prior_loss_frames not in PRIOR_LOSS_FRAMES:
-            raise ValueError(f'prior_loss_frames must be one of {PRIOR_LOSS_FRAMES}, got {self.prior_loss_frames!r}.')
+            raise ConfigError(f'prior_loss_frames must be one of {PRIOR_LOSS_FRAMES}, got {self.prior_loss_frames!r}.')
         self.prior_resample_prob = float(config.get('prior_resample_prob') or 0.0)
         if not 0.0 <= self.prior_resample_prob <= 1.0:
-            raise ValueError(f'prior_resample_prob must lie in [0, 1], got {self.prior_resample_prob}.')
+            raise ConfigError(f'prior_resample_prob must lie in [0, 1], got {self.prior_resample_prob}.')
         self.prior_resample_temperature = float(config.get('prior_resample_temperature', 1.0))
         self.prior_resample_rounds = config.get('prior_resample_rounds', 1)
         if not isinstance(self.prior_resample_rounds, int) or self.prior_resample_rounds < 1:
-            raise ValueError(f'prior_resample_rounds must be a positive integer, got {self.prior_resample_rounds!r}.')
+            raise ConfigError(f'prior_resample_rounds must be a positive integer, got {self.prior_resample_rounds!r}.')
         self.prior_layer_weights = config.get('prior_layer_weights')
         self.stage = None          # set by the first training batch, from the (possibly restored) epoch
         self._announced_stage = None
@@ -130,7 +131,7 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
                 optimizer, lambda step: min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
         if name == 'onecycle':
             return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.defaults['lr'], total_steps=steps + 1)
-        raise ValueError(f"Unknown sched {name!r} for SHRVQVAE: use 'constant', 'cosine' or 'onecycle'.")
+        raise ConfigError(f"Unknown sched {name!r} for SHRVQVAE: use 'constant', 'cosine' or 'onecycle'.")
 
     def configure_optimizers(self):
         """One Adam per stage (paper: lr 3e-4 for both parts), in the order of :data:`STAGES`."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from openstl_hrvq.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 STAGES = ('vq', 'prior', 'joint')
@@ -26,9 +28,9 @@ class StageSchedule:
         for name in STAGES:
             value = getattr(self, f'{name}_epochs')
             if not isinstance(value, int) or value < 0:
-                raise ValueError(f'{name}_epochs must be a non-negative integer, got {value!r}.')
+                raise ConfigError(f'{name}_epochs must be a non-negative integer, got {value!r}.')
         if self.vq_epochs + self.prior_epochs == 0:
-            raise ValueError('The schedule trains nothing useful: give vq_epochs or prior_epochs a positive length.')
+            raise ConfigError('The schedule trains nothing useful: give vq_epochs or prior_epochs a positive length.')
 
     @property
     def lengths(self) -> dict[str, int]:
@@ -70,8 +72,8 @@ class StageSchedule:
             return self
         used = [name for name, length in self.lengths.items() if length > 0]
         if total_epochs < len(used):
-            raise ValueError(f'epoch={total_epochs} is too short for the stages {used}: '
-                             f'give at least {len(used)} epochs.')
+            raise ConfigError(f'epoch={total_epochs} is too short for the stages {used}: '
+                              f'give at least {len(used)} epochs.')
         scale = total_epochs / self.total_epochs
         lengths = {name: max(1, round(length * scale)) if length else 0
                    for name, length in self.lengths.items()}
