@@ -13,7 +13,7 @@ import torch
 from openstl_hrvq.api import Experiment, create_parser, resolve_config
 from openstl_hrvq.api.checkpoints import resume_checkpoint
 from openstl_hrvq.api.cli import main
-from openstl_hrvq.errors import CheckpointError, DivergedError, UserError
+from openstl_hrvq.errors import CheckpointError, ConfigError, DivergedError, UserError
 from tests.helpers import TINY_MODEL
 
 STEPS = 2 * 16 // 4   # epoch=2, train_size=16, batch_size=4
@@ -168,6 +168,7 @@ MISTAKES = {
     'heads': (lambda t: ['--cfg-options', 'prior_heads=3'], r"'prior_heads' must be a divisor of prior_hidden=8"),
     'short epoch': (lambda t: ['--epoch', '1'], r"'epoch' must be at least 2: one epoch for each of the stages"),
     'unknown dataset': (lambda t: ['-d', 'nope'], r"Unknown dataset 'nope'"),
+    'unknown method': (lambda t: ['--cfg-options', 'method=Foo'], r"Unknown method 'Foo'"),
     'damaged data': (lambda t: ['--data_root', corrupt_train_digits(t)],
                      r'train-images-idx3-ubyte.gz is not a readable \(gzip\) idx3 file'),
     'missing checkpoint': (lambda t: ['--test', '--ckpt_path', str(t / 'none.ckpt')], r'No checkpoint at .*none.ckpt'),
@@ -185,3 +186,12 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(case, tmp_path, capsys):
     assert re.search(expected, err), err
     with pytest.raises(UserError, match=expected):
         main(argv + ['--debug', '--force'])
+
+
+# ---------------------------------------------------------------- 8: --cfg-options method=... is honoured
+def test_cfg_options_method_is_honoured_or_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"Unknown method 'Foo': choose one of .*shrvqvae"):
+        tiny_config(tmp_path, '--cfg-options', 'method=Foo')
+    # --cfg-options beat the flags, for the method as for every other key
+    config = tiny_config(tmp_path, '--method', 'Nope', '--cfg-options', 'method=shrvqvae')
+    assert config['method'] == 'shrvqvae'

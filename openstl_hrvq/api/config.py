@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 
 from mmengine.config import Config
 
+from openstl_hrvq.api.experiment import get_method_class
 from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.api.validation import check_values
 from openstl_hrvq.datasets import dataset_parameters
@@ -90,10 +91,12 @@ def resolve_config(cli: Mapping | None = None) -> dict:
     """
     cli = {key: value for key, value in dict(cli or {}).items() if value is not None}
     cfg_options = dict(cli.pop('cfg_options', None) or {})
-    method = cli.get('method') or DEFAULTS['method']
+    # --cfg-options beat the flags for 'method' as for every other key.
+    method = cfg_options.get('method') or cli.get('method') or DEFAULTS['method']
     path = cli.get('config_file') or default_config_path(method, cli.get('dataname') or DEFAULTS['dataname'])
     from_file = load_config_file(path)
-    method = cli.get('method') or from_file.get('method') or DEFAULTS['method']
+    method = cfg_options.get('method') or cli.get('method') or from_file.get('method') or DEFAULTS['method']
+    get_method_class(method)   # an unknown method is named here, before anything is built
     allowed = known_keys(method, from_file)
     check_keys(from_file, allowed, path)
     check_keys(cfg_options, allowed, '--cfg-options')
