@@ -195,3 +195,21 @@ def test_cfg_options_method_is_honoured_or_refused(tmp_path):
     # --cfg-options beat the flags, for the method as for every other key
     config = tiny_config(tmp_path, '--method', 'Nope', '--cfg-options', 'method=shrvqvae')
     assert config['method'] == 'shrvqvae'
+
+
+# ---------------------------------------------------------------- 9: testing never rewrites the training record
+def test_testing_another_configs_checkpoint_is_refused_and_rewrites_nothing(trained, tmp_path, capsys):
+    ckpts = copy_of(trained, tmp_path)
+    record = {name: (ckpts.parent / name).read_bytes() for name in ('config.py', 'model_param.json')}
+    other = tmp_path / 'other'
+    other.mkdir()
+    argv = ['-c', tiny_config_file(other, vq_hidden=12), '--res_dir', str(tmp_path / 'work_dirs'), '--ex_name', 'tiny',
+            '--data_root', str(tmp_path / 'no_data')]
+    assert main(argv, test_only=True) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1, err
+    assert f'trained with {trained / "tiny.py"}' in err and f'model of {other / "tiny.py"}' in err
+    assert 'vq_hidden=8 vs 12' in err
+    assert {name: (ckpts.parent / name).read_bytes() for name in record} == record
+    # the matching config still tests it
+    assert main(tiny_argv(tmp_path), test_only=True) == 0

@@ -32,6 +32,7 @@ from openstl_hrvq.api.checkpoints import InterruptCheckpoint, LastCheckpoint, lo
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.model_info import describe_model
+from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.errors import CheckpointError, ConfigError
 from openstl_hrvq.methods import LeaderboardTestMixin
 from openstl_hrvq.methods import method_maps as plugin_methods
@@ -214,11 +215,25 @@ class Experiment:
             self.display_method_info()
         self.trainer.fit(self.method, self.train_loader, self.val_loader, ckpt_path=ckpt)
 
+    def _mismatch(self, path: str, trained: dict) -> CheckpointError:
+        """The one-line error for a checkpoint whose weights do not fit this config's model: both configs and the
+        model keys they disagree on (the runner's own keys, such as paths and budgets, say nothing about shapes)."""
+        differ = [f'{key}={trained[key]!r} vs {self.config[key]!r}' for key in sorted(set(trained) & set(self.config))
+                  if key not in DEFAULTS and trained[key] != self.config[key]]
+        trained_with = trained.get('config_file') or 'another config'
+        return CheckpointError(
+            f'Checkpoint {path} was trained with {trained_with} and does not fit the model of '
+            f'{self.config.get("config_file")}' + (f' ({", ".join(differ[:4])})' if differ else '') +
+            f': test it with -c {trained_with}, or pass a checkpoint of this config with --ckpt_path.')
+
     def test(self, ckpt_path: str | None = None) -> dict:
         """Test the given checkpoint, else ``--ckpt_path``, else ``checkpoints/best.ckpt``; return the metrics."""
         path = ckpt_path or self.config.get('ckpt_path') or osp.join(self.ckpt_dir, 'best.ckpt')
         state = load_checkpoint(path)
-        self.method.load_state_dict(state['state_dict'])
+        try:
+            self.method.load_state_dict(state['state_dict'])
+        except RuntimeError as error:
+            raise self._mismatch(path, state.get('hyper_parameters') or {}) from error
         log.info('Testing %s', path)
         self.trainer.test(self.method, self.test_loader)
         results = dict(self.method.test_results)
