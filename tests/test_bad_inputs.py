@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -13,7 +14,10 @@ import torch
 from openstl_hrvq.api import Experiment, create_parser, resolve_config
 from openstl_hrvq.api.checkpoints import resume_checkpoint
 from openstl_hrvq.api.cli import main
-from openstl_hrvq.errors import CheckpointError, ConfigError, DivergedError, UserError
+from openstl_hrvq.api.data import build_dataloaders, test_arrays
+from openstl_hrvq.datasets.digit_files import write_idx_images
+from openstl_hrvq.errors import (CheckpointError, ConfigError, DataFileError, DivergedError, MissingFileError,
+                                 UserError)
 from tests.helpers import TINY_MODEL
 
 STEPS = 2 * 16 // 4   # epoch=2, train_size=16, batch_size=4
@@ -213,3 +217,87 @@ def test_testing_another_configs_checkpoint_is_refused_and_rewrites_nothing(trai
     assert {name: (ckpts.parent / name).read_bytes() for name in record} == record
     # the matching config still tests it
     assert main(tiny_argv(tmp_path), test_only=True) == 0
+
+
+# ---------------------------------------------------------------- 4, 5, 6: OpenSTL's route
+def openstl_layout(root, frames=8, test_file=None):
+    """Moving-MNIST files in OpenSTL's layout under ``root``: 40 random digits, 12 test sequences of ``frames``."""
+    rng = np.random.default_rng(0)
+    folder = root / 'moving_mnist'
+    write_idx_images(folder / 'train-images-idx3-ubyte.gz', rng.integers(0, 256, (40, 28, 28), dtype=np.uint8))
+    test = rng.integers(0, 256, (frames, 12, 64, 64), dtype=np.uint8) if test_file is None else test_file
+    np.save(folder / 'mnist_test_seq.npy', test)
+    return folder
+
+
+def data_config(tmp_path, **options):
+    flags = ['--data_root', str(tmp_path / 'data')]
+    if options:
+        flags += ['--cfg-options', *(f'{key}={value}' for key, value in options.items())]
+    return tiny_config(tmp_path, *flags)
+
+
+def test_openstl_route_honours_caps_and_zero_workers(openstl, tmp_path):
+    openstl_layout(tmp_path / 'data')
+    train, val, test, source = build_dataloaders(data_config(tmp_path, num_workers=0, train_size=8, test_size=5))
+    assert source == 'openstl'
+    assert (len(train.dataset), len(val.dataset), len(test.dataset)) == (8, 5, 5)
+    assert len(train) == 2 and train.num_workers == 0
+    inputs, targets = next(iter(train))
+    assert inputs.shape == (4, 4, 1, 64, 64) and targets.shape == (4, 4, 1, 64, 64)
+    assert test.dataset.mean == 0 and test.dataset.std == 1     # what the runner reads from the dataset
+    # the test split in the runner's arrays: the same frames as the file, scaled once
+    inputs, targets, _ = test_arrays(data_config(tmp_path, test_size=5))
+    frames = np.load(tmp_path / 'data' / 'moving_mnist' / 'mnist_test_seq.npy')
+    assert np.allclose(inputs[:, :, 0], frames[:4, :5].transpose(1, 0, 2, 3) / 255.0)
+
+
+def float_test_set(folder):
+    np.save(folder / 'mnist_test_seq.npy', np.random.default_rng(0).random((8, 12, 64, 64), dtype=np.float32))
+
+
+def truncated_test_set(folder):
+    path = folder / 'mnist_test_seq.npy'
+    path.write_bytes(path.read_bytes()[:5000])
+
+
+def wrong_shape_test_set(folder):
+    np.save(folder / 'mnist_test_seq.npy', np.zeros((8, 12, 32, 32), dtype=np.uint8))
+
+
+def corrupt_train_gzip(folder):
+    path = folder / 'train-images-idx3-ubyte.gz'
+    path.write_bytes(path.read_bytes()[:100])
+
+
+DAMAGED = {
+    'float32 in [0, 1]': (float_test_set, r'mnist_test_seq.npy holds float32 .*expected uint8'),
+    'truncated npy': (truncated_test_set, r'mnist_test_seq.npy is not a complete .npy array'),
+    'wrong shape': (wrong_shape_test_set, r'mnist_test_seq.npy holds uint8 \(8, 12, 32, 32\).*64, 64\)'),
+    'corrupt gzip': (corrupt_train_gzip, r'train-images-idx3-ubyte.gz is not a readable \(gzip\) idx3 file'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(DAMAGED))
+def test_damaged_files_are_named_before_openstl_reads_them(case, openstl, tmp_path):
+    damage, expected = DAMAGED[case]
+    damage(openstl_layout(tmp_path / 'data'))
+    with pytest.raises(DataFileError, match=expected) as error:
+        build_dataloaders(data_config(tmp_path))
+    assert f'tools/prepare_data.py mmnist --data-root {tmp_path / "data"}' in str(error.value)
+
+
+def test_empty_kth_folder_is_as_missing_as_none(openstl, tmp_path):
+    config = dict(data_config(tmp_path), dataname='kth', in_shape=[4, 1, 64, 64])
+    with pytest.raises(MissingFileError) as missing:
+        build_dataloaders(config)
+    (tmp_path / 'data' / 'kth').mkdir(parents=True)
+    with pytest.raises(MissingFileError) as empty:
+        build_dataloaders(config)
+    assert str(empty.value) == str(missing.value) and 'KTH not found' in str(empty.value)
+
+
+def test_longer_test_sequences_go_to_the_plugins_loader(openstl, tmp_path):
+    openstl_layout(tmp_path / 'data', frames=20)     # OpenSTL's loader reads exactly pre + aft = 8 frames
+    *_, source = build_dataloaders(data_config(tmp_path, num_workers=0))
+    assert source == 'openstl_hrvq'

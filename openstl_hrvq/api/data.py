@@ -3,16 +3,23 @@
 OpenSTL's loaders are used when OpenSTL is importable, knows the dataset and its data files are on disk; that
 keeps a comparison on OpenSTL's own data pipeline. Otherwise the plugin's loaders (same interface, same
 ``(train, val, test)`` tuple, and embedded real digits when no files exist) serve it. One log line says which.
+
+On OpenSTL's route the runner adds what OpenSTL's loaders lack: the data files are checked first (OpenSTL reads
+them unchecked, so a float test file loads near-black and a damaged one fails with a bare numpy or gzip error),
+and ``train_size`` / ``test_size`` / ``num_workers=0`` are honoured (:func:`_adapt_openstl_loader`).
 """
 from __future__ import annotations
 
 import logging
 import os.path as osp
+from pathlib import Path
 
 import numpy as np
+from torch.utils.data import DataLoader, RandomSampler, Subset
 
 from openstl_hrvq import openstl_bridge
 from openstl_hrvq.datasets import dataset_parameters as plugin_parameters
+from openstl_hrvq.datasets import kth, moving_mnist
 from openstl_hrvq.datasets import load_data as plugin_load_data
 
 log = logging.getLogger(__name__)
@@ -48,17 +55,83 @@ def openstl_can_load(dataname: str, data_root: str) -> bool:
     return dataname not in plugin_parameters
 
 
+def openstl_reads_files(dataname: str, config: dict) -> bool:
+    """Check the files OpenSTL's loader for ``dataname`` would read; False when they are sound but in a form
+    only the plugin's loader reads (a test set with more frames than ``pre + aft``: OpenSTL reshapes each
+    sequence to exactly that many).
+
+    Raises:
+        MissingFileError / DataFileError: the file, what is wrong with it and how to rebuild it.
+    """
+    data_root = config['data_root']
+    if dataname in ('kth', 'kth20', 'kth40'):
+        kth.check_layout(Path(data_root) / 'kth')
+        return True
+    if dataname not in ('mmnist', 'mfmnist'):
+        return True
+    num_frames = config['pre_seq_length'] + config['aft_seq_length']
+    data_name = config.get('data_name') or plugin_parameters[dataname]['data_name']
+    source = moving_mnist.files_source(data_root, data_name, num_frames, config['in_shape'][-1])
+    if source.test_sequences.shape[0] != num_frames:
+        log.info("OpenSTL's loader reads test sequences of exactly %d frames; %s holds %d: openstl_hrvq's loader "
+                 "serves these files instead", num_frames, source.description, source.test_sequences.shape[0])
+        return False
+    return True
+
+
+class _CappedSet(Subset):
+    """A ``Subset`` that still answers for its dataset's attributes (``mean``, ``std``, ``data_name``), which the
+    runner and the test code read from ``loader.dataset``."""
+
+    def __getattr__(self, name):
+        if name == 'dataset' or name.startswith('__'):   # not set yet while unpickling in a worker
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def _kept_items(dataname: str, length: int, cap: int | None):
+    """The items a ``train_size`` / ``test_size`` cap keeps, chosen as the plugin's loader chooses them: evenly
+    spread KTH windows (they are ordered by action and person, so the first ones are one person boxing), the
+    first Moving-MNIST sequences."""
+    if cap is None or cap >= length:
+        return None
+    if dataname.startswith('kth'):
+        return np.linspace(0, length - 1, cap).round().astype(np.int64).tolist()
+    return list(range(cap))
+
+
+def _adapt_openstl_loader(loader, dataname: str, num_workers: int, cap: int | None):
+    """OpenSTL's ``loader`` with ``num_workers`` and at most ``cap`` items: the same dataset, batch size, order,
+    collate function and worker seeding. OpenSTL's own loaders cannot be built with ``num_workers=0``
+    (``persistent_workers``) and take no size caps."""
+    base = getattr(loader, 'loader', loader)   # unwrap OpenSTL's PrefetchLoader: Lightning moves the batches
+    kept = _kept_items(dataname, len(base.dataset), cap)
+    dataset = base.dataset if kept is None else _CappedSet(base.dataset, kept)
+    return DataLoader(dataset, batch_size=base.batch_size, shuffle=isinstance(base.sampler, RandomSampler),
+                      drop_last=base.drop_last, num_workers=num_workers, pin_memory=base.pin_memory,
+                      collate_fn=base.collate_fn, worker_init_fn=base.worker_init_fn,
+                      persistent_workers=num_workers > 0)
+
+
 def build_dataloaders(config: dict):
     """``(train, val, test, source)`` for ``config['dataname']``; ``source`` is 'openstl' or 'openstl_hrvq'."""
     dataname, data_root = config['dataname'], config['data_root']
     # The dataset's own parameters (e.g. tdigits' train_set) travel too, so a config can override them.
     keys = set(LOADER_KEYS) | set(all_dataset_parameters().get(dataname, {})) - {'metrics', 'total_length'}
     kwargs = {key: config[key] for key in sorted(keys) if config.get(key) is not None}
+    num_workers = config['num_workers']
     common = dict(batch_size=config['batch_size'], val_batch_size=config['val_batch_size'],
-                  num_workers=config['num_workers'], data_root=data_root, dist=bool(config.get('dist')))
-    if openstl_can_load(dataname, data_root):
+                  num_workers=num_workers, data_root=data_root, dist=bool(config.get('dist')))
+    if openstl_can_load(dataname, data_root) and openstl_reads_files(dataname, config):
         log.info("Data: OpenSTL's '%s' dataloaders on files under %s", dataname, data_root)
-        train, val, test = openstl_bridge.openstl_datasets().load_data(dataname, **common, **kwargs)
+        # OpenSTL builds persistent workers, which torch refuses for 0 workers; the loaders are rebuilt below.
+        train, val, test = openstl_bridge.openstl_datasets().load_data(
+            dataname, **dict(common, num_workers=max(1, num_workers)), **kwargs)
+        train_size, test_size = config.get('train_size'), config.get('test_size')
+        if num_workers == 0 or train_size is not None or test_size is not None:
+            train = _adapt_openstl_loader(train, dataname, num_workers, train_size)
+            val = None if val is None else _adapt_openstl_loader(val, dataname, num_workers, test_size)
+            test = _adapt_openstl_loader(test, dataname, num_workers, test_size)
         source = 'openstl'
     else:
         for key in ('train_size', 'test_size'):

@@ -84,6 +84,27 @@ def _missing_kth(what: Path) -> FileNotFoundError:
         f'image_NNNN.png for actions {", ".join(ACTIONS)} (frames: {KTH_DOWNLOAD}); {GET_DATA_HINT}.')
 
 
+def check_layout(root: str | Path) -> None:
+    """Raise the one "KTH not found" error unless ``root`` (the ``kth`` folder) has every action folder and, in
+    them, frames of both the training and the test persons.
+
+    Both loaders get this check first: OpenSTL's fails on an empty or partial folder with a bare ``os`` error,
+    and an empty ``kth/`` folder is as missing as no folder. It lists folders only (reading the frames is the
+    loaders' job).
+    """
+    root = Path(root)
+    if not root.is_dir() or not any(root.iterdir()):
+        raise _missing_kth(root)
+    for action in ACTIONS:
+        if not (root / action).is_dir():
+            raise _missing_kth(root / action)
+    for persons in (TRAIN_PERSONS, TEST_PERSONS):
+        videos = (video for action in ACTIONS for video in (root / action).iterdir()
+                  if (match := VIDEO_DIR.match(video.name)) and int(match.group(1)) in persons)
+        if not any(any(p.name.startswith('image') for p in video.iterdir()) for video in videos if video.is_dir()):
+            raise _missing_kth(root / ACTIONS[0] / f'person{persons[0]:02d}_{ACTIONS[0]}_d1_uncomp')
+
+
 def scan_kth(root: str | Path, persons: tuple[int, ...], seq_len: int) -> KTHSplit:
     """Read the frames of ``persons`` under ``root`` (the ``kth`` folder) and index their windows."""
     root = Path(root)
@@ -166,8 +187,7 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | Path, num_w
     ``train_size`` / ``test_size`` keep an evenly spread subset of the windows (None: all).
     """
     root = Path(data_root) / 'kth'
-    if not root.is_dir():
-        raise _missing_kth(root)
+    check_layout(root)
     seq_len = pre_seq_length + aft_seq_length
     image_size = in_shape[-1] if in_shape is not None else 128
     train_split = scan_kth(root, TRAIN_PERSONS, seq_len)

@@ -61,20 +61,29 @@ class DigitSource:
     train_file: Path | None = None
 
 
-def _check_digits(digits: np.ndarray, path: Path) -> np.ndarray:
+def _check_digits(digits: np.ndarray, path: Path, hint: str = GET_DATA_HINT) -> np.ndarray:
     if digits.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or len(digits) == 0:
-        raise DataFileError(f'{path} holds images of shape {digits.shape}; expected (N, 28, 28); {GET_DATA_HINT}.')
+        raise DataFileError(f'{path} holds images of shape {digits.shape}; expected (N, 28, 28); {hint}.')
     return digits
 
 
+def rebuild_hint(data_root: str | Path, data_name: str) -> str:
+    """How to rebuild the files of ``data_name`` under ``data_root``, for the errors that name one of them."""
+    command = {'mnist': 'mmnist', 'fmnist': 'mfmnist'}[data_name]
+    return (f'rebuild them with `python tools/prepare_data.py {command} --data-root {data_root} --force` '
+            f'(the published files: README section "Data")')
+
+
 def files_source(data_root: str | Path, data_name: str, num_frames: int, image_size: int) -> DigitSource:
-    """OpenSTL's files under ``data_root`` (the published benchmark)."""
+    """OpenSTL's files under ``data_root`` (the published benchmark), checked: a missing, truncated, corrupt or
+    wrong-shape/dtype file is one error that names it and how to rebuild it."""
     folder, test_file = LAYOUT[data_name]
     train_path = Path(data_root) / folder / TRAIN_IMAGES_FILE
     test_path = Path(data_root) / folder / test_file
-    train_digits = _check_digits(read_idx_images(train_path), train_path)
+    hint = rebuild_hint(data_root, data_name)
+    train_digits = _check_digits(read_idx_images(train_path, hint), train_path, hint)
     return DigitSource('files', f'{train_path} + {test_path}', train_digits,
-                       test_sequences=load_test_sequences(test_path, num_frames, image_size))
+                       test_sequences=load_test_sequences(test_path, num_frames, image_size, hint))
 
 
 def embedded_source() -> DigitSource:
