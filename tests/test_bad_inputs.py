@@ -14,7 +14,8 @@ import torch
 from openstl_hrvq.api import Experiment, create_parser, resolve_config
 from openstl_hrvq.api.checkpoints import resume_checkpoint
 from openstl_hrvq.api.cli import main
-from openstl_hrvq.api.data import build_dataloaders, test_arrays
+from openstl_hrvq.api import data as runner_data
+from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.datasets.digit_files import write_idx_images
 from openstl_hrvq.errors import (CheckpointError, ConfigError, DataFileError, DivergedError, MissingFileError,
                                  UserError)
@@ -247,7 +248,7 @@ def test_openstl_route_honours_caps_and_zero_workers(openstl, tmp_path):
     assert inputs.shape == (4, 4, 1, 64, 64) and targets.shape == (4, 4, 1, 64, 64)
     assert test.dataset.mean == 0 and test.dataset.std == 1     # what the runner reads from the dataset
     # the test split in the runner's arrays: the same frames as the file, scaled once
-    inputs, targets, _ = test_arrays(data_config(tmp_path, test_size=5))
+    inputs, targets, _ = runner_data.test_arrays(data_config(tmp_path, test_size=5))
     frames = np.load(tmp_path / 'data' / 'moving_mnist' / 'mnist_test_seq.npy')
     assert np.allclose(inputs[:, :, 0], frames[:4, :5].transpose(1, 0, 2, 3) / 255.0)
 
