@@ -53,7 +53,7 @@ def get_method_class(name: str):
     if key not in openstl_methods:
         extra = '' if openstl_methods else ' (OpenSTL is not importable, so its baselines are unavailable)'
         raise ConfigError(f"Unknown method '{name}': choose one of "
-                         f"{sorted(set(plugin_methods) | set(openstl_methods))}{extra}.")
+                          f"{sorted(set(plugin_methods) | set(openstl_methods))}{extra}.")
     base = openstl_methods[key]
     return type(base.__name__, (LeaderboardTestMixin, base), {'__module__': __name__})
 
