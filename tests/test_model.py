@@ -58,6 +58,18 @@ def test_raster_order_is_used_when_configured():
         torch.testing.assert_close(model(frames), expected)
 
 
+@pytest.mark.parametrize('order', ['parallel', 'raster'])
+def test_differentiable_rollout_is_the_prediction_with_a_gradient_into_the_prior(order):
+    torch.manual_seed(0)
+    model = SHRVQVAE_Model(**dict(TINY, decode_order=order)).eval()
+    frames = torch.rand(2, 3, 1, 16, 16)
+    context = model.vqvae.encode(frames)
+    rollout = model.differentiable_rollout(context)
+    torch.testing.assert_close(rollout, model(frames))
+    rollout.square().mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prior.parameters())
+
+
 def test_mean_of_samples_averages_each_clips_own_rollouts():
     """At a vanishing temperature every sampled rollout is the argmax rollout, so the mean of N of them is the
     argmax prediction of the same clip (a mix-up of clips across the batch would break this); at T = 1 the

@@ -99,6 +99,22 @@ def test_decode_indices_reproduces_forward_value_and_partial_sums():
     torch.testing.assert_close(partial[:, 0], first)
 
 
+def test_decode_weighted_sums_the_children_of_the_chosen_parents():
+    q = random_tree(num_layers=3, codebook_size=4, dim=4)
+    indices = q(torch.randn(2, 4, 5, 5)).indices
+    one_hot = torch.nn.functional.one_hot(indices, 4).movedim(-1, 2).float()     # (B, L, M, h, w)
+    torch.testing.assert_close(q.decode_weighted(indices, one_hot), q.decode_indices(indices))
+    # uniform weights at the last layer average the 4 children of the parent chosen above it
+    weights = one_hot.clone()
+    weights[:, 2] = 0.25
+    parent = (indices[:, 0] * 4 + indices[:, 1]).flatten()                      # global index at layer 2
+    children_mean = q.codebooks[2].detach()[parent].mean(dim=1).reshape(2, 5, 5, 4).permute(0, 3, 1, 2)
+    expected = q.partial_sums(indices)[:, 1] + children_mean
+    torch.testing.assert_close(q.decode_weighted(indices, weights), expected)
+    with pytest.raises(ValueError, match='weights of shape'):
+        q.decode_weighted(indices, one_hot[:, :2])
+
+
 def test_decode_indices_rejects_bad_indices():
     q = random_tree(num_layers=3, codebook_size=4, dim=4)
     with pytest.raises(ValueError, match='shape'):

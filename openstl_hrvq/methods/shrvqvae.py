@@ -200,20 +200,19 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         return prior.loss(indices, first_frame, history=history, layer_weights=self.prior_layer_weights), {}
 
     def joint_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Stage ``joint`` (eq. 9): L_prior + lambda * ||x - D(e_C(predicted codes))||^2.
+        """Stage ``joint`` (eq. 9): L_prior + lambda * ||x - D(e_C(predicted codes))||^2, frames (B, T, C, H, W).
 
-        The predicted codes are the prior's teacher-forced argmax tokens for the future frames; the
-        reconstruction term reaches the decoder only (the prior's argmax is not differentiable), which is
-        the point: the decoder learns to turn the codes the prior really emits into the true frames.
+        L_prior is the prior stage's cross-entropy (eq. 7). The predicted codes are a rollout decoded as at
+        test time: every future frame from the prior's own earlier frames, every layer under the parents the
+        prior chose (:meth:`SHRVQVAE_Model.differentiable_rollout`). Their straight-through weights give the
+        reconstruction term a gradient into the prior as well as the decoder, so lambda sets how much the
+        prior's choices are pulled towards codes that decode to the true frames.
         """
         num_context = self.hparams.pre_seq_length
+        prior_loss, _ = self.prior_loss(frames)
         with torch.no_grad():
-            indices = self.model.vqvae.encode(frames)
-        prior = self.model.prior
-        logits = prior(indices, first_frame=num_context)
-        prior_loss = F.cross_entropy(logits.movedim(3, 1), indices[:, num_context:])
-        predicted = logits.argmax(dim=3)
-        decoded = self.model.vqvae.decode_indices(predicted)
+            context = self.model.vqvae.encode(frames[:, :num_context])
+        decoded = self.model.differentiable_rollout(context)
         recon = F.mse_loss(decoded, frames[:, num_context:])
         return prior_loss + self.joint_lambda * recon, {'prior_ce': prior_loss, 'pred_recon_loss': recon}
 

@@ -121,6 +121,16 @@ class HRVQVAE(nn.Module):
         frames = self.decode_latent(self.quantizer.decode_indices(flat))
         return frames.reshape(*lead, *frames.shape[1:])
 
+    def decode_weighted(self, indices: Tensor, weights: Tensor) -> Tensor:
+        """Indices ``(B, T, L, h, w)`` and child weights ``(B, T, L, M, h, w)`` -> frames ``(B, T, C, 4h, 4w)``.
+
+        See :meth:`HierarchicalResidualQuantizer.decode_weighted`; one-hot weights give :meth:`decode_indices`.
+        """
+        flat, lead = self._fold_indices(indices)
+        latent = self.quantizer.decode_weighted(flat, weights.reshape(-1, *weights.shape[-4:]))
+        frames = self.decode_latent(latent)
+        return frames.reshape(*lead, *frames.shape[1:])
+
     def forward(self, frames: Tensor) -> HRVQVAEOutput:
         """Reconstruct ``frames`` ``(B, T, C, H, W)`` or ``(N, C, H, W)`` and compute the eq. 4 loss."""
         flat, lead = self._fold_frames(frames)

@@ -107,6 +107,26 @@ class SHRVQVAE_Model(nn.Module):
         frames = self.vqvae.decode_indices(future)
         return frames.unflatten(0, (-1, samples)).mean(dim=1) if samples > 1 else frames
 
+    def differentiable_rollout(self, context: Tensor) -> Tensor:
+        """One rollout as :meth:`forward` predicts it, with a gradient from the frames to the prior (eq. 9).
+
+        context indices ``(B, T_in, L, h, w)`` -> frames ``(B, aft_seq_length, C, H, W)``. The prior decodes
+        the future without gradient (argmax or one sample at ``sample_temperature``); one more pass of the
+        prior over that rollout gives each future frame's logits under the history and the coarser layers
+        it was decoded from, which are the logits of the decoding itself. The codes are decoded with
+        straight-through weights: the one-hot choice forward, the softmax's gradient backward, so the
+        reconstruction error trains the decoder on the paths the prior emits and the prior through the
+        probabilities of its choices.
+        """
+        num_context = context.shape[1]
+        with torch.no_grad():
+            future = self.prior.predict(context, self.aft_seq_length, temperature=self.sample_temperature)
+        logits = self.prior(torch.cat([context, future], dim=1), first_frame=num_context)   # (B, T', L, M, h, w)
+        probabilities = logits.softmax(dim=3)
+        chosen = nn.functional.one_hot(future, self.vqvae.codebook_size).movedim(-1, 3).to(probabilities.dtype)
+        weights = chosen + probabilities - probabilities.detach()
+        return self.vqvae.decode_weighted(future, weights)
+
 
 def describe_decoding(sample_temperature: float = 0.0, decoding_samples: int = 1) -> str:
     """The decoding selected by ``sample_temperature`` and ``decoding_samples``, in words."""

@@ -246,8 +246,8 @@ class HierarchicalResidualQuantizer(nn.Module):
             tree = self._descend(flat)
         return torch.stack(tree.local, 1).reshape(B, h, w, -1).permute(0, 3, 1, 2)
 
-    def partial_sums(self, indices: Tensor) -> Tensor:
-        """Cumulative reconstructions e^1, e^1+e^2, ... : ``(B, L, h, w)`` -> ``(B, L, D, h, w)``."""
+    def _check_indices(self, indices: Tensor) -> None:
+        """Validates local indices ``(B, L, h, w)``: one integer map per layer, values in [0, M)."""
         if indices.dim() != 4 or indices.shape[1] != self.num_layers:
             raise ValueError(
                 f'Expected indices of shape (B, {self.num_layers}, h, w), got {tuple(indices.shape)}; '
@@ -258,6 +258,10 @@ class HierarchicalResidualQuantizer(nn.Module):
             raise ValueError(
                 f'Indices must be local codeword indices in [0, {self.codebook_size}); got values in '
                 f'[{int(indices.min())}, {int(indices.max())}].')
+
+    def partial_sums(self, indices: Tensor) -> Tensor:
+        """Cumulative reconstructions e^1, e^1+e^2, ... : ``(B, L, h, w)`` -> ``(B, L, D, h, w)``."""
+        self._check_indices(indices)
         B, L, h, w = indices.shape
         local = indices.long().permute(1, 0, 2, 3).reshape(L, -1)  # (L, N)
         global_ = torch.zeros_like(local[0])
@@ -273,6 +277,29 @@ class HierarchicalResidualQuantizer(nn.Module):
     def decode_indices(self, indices: Tensor) -> Tensor:
         """e_C ``(B, D, h, w)`` of local indices ``(B, L, h, w)``, following each path down the tree."""
         return self.partial_sums(indices)[:, -1]
+
+    def decode_weighted(self, indices: Tensor, weights: Tensor) -> Tensor:
+        """e_C ``(B, D, h, w)`` as weighted sums over children: indices ``(B, L, h, w)``, weights ``(B, L, M, h, w)``.
+
+        At layer i each position's parent is the node that ``indices`` chose above it, and the M children of
+        that node are summed with ``weights[:, i]``. One-hot weights of ``indices`` give :meth:`decode_indices`;
+        straight-through weights (one-hot forward, softmax backward) hand the decoder the chosen path while
+        the reconstruction's gradient reaches the probabilities that chose it (eq. 9's path to the prior).
+        """
+        self._check_indices(indices)
+        B, L, h, w = indices.shape
+        if weights.shape != (B, L, self.codebook_size, h, w):
+            raise ValueError(f'Expected weights of shape {(B, L, self.codebook_size, h, w)} for indices of shape '
+                             f'{tuple(indices.shape)}, got {tuple(weights.shape)}.')
+        local = indices.long().permute(1, 0, 2, 3).reshape(L, -1)                             # (L, N)
+        weights = weights.permute(1, 0, 3, 4, 2).reshape(L, -1, self.codebook_size)           # (L, N, M)
+        parent = torch.zeros_like(local[0])
+        total = 0
+        for layer in range(L):
+            children = self.codebooks[layer].float()[parent]                                  # (N, M, D)
+            total = total + torch.einsum('nm,nmd->nd', weights[layer].float(), children)
+            parent = parent * self.codebook_size + local[layer]
+        return total.reshape(B, h, w, self.dim).permute(0, 3, 1, 2)
 
     @staticmethod
     def _usage_statistics(counts: list) -> tuple[Tensor, Tensor]:
