@@ -67,6 +67,8 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument('--num_workers', type=int)
     parser.add_argument('--out', default=None, help='output folder (default: work_dirs/leaderboard_<dataname>)')
     parser.add_argument('--load', action='store_true', help='test existing checkpoints instead of training')
+    parser.add_argument('--force', action='store_true',
+                        help="retrain entries whose folders under --out already hold checkpoints (deletes them)")
     parser.add_argument('--merge', nargs='+', metavar='LEADERBOARD_JSON',
                         help='merge earlier runs on the same test sequences into one table and grid (no training)')
     parser.add_argument('--ckpt', nargs='*', default=[], metavar='LABEL=PATH', help='checkpoints for --load')
@@ -92,7 +94,8 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s - %(message)s')
     out = args.out or f'work_dirs/leaderboard_{args.dataname}'
     options = LeaderboardOptions(
-        load=args.load, checkpoints=parse_checkpoints(args.ckpt), cfg_options=dict(args.cfg_options),
+        load=args.load, checkpoints=parse_checkpoints(args.ckpt),
+        cfg_options=dict(args.cfg_options, **({'force': True} if args.force else {})),
         overrides=parse_overrides(args.override), references=not args.no_references,
         protocol=CostProtocol(args.throughput_batch, args.throughput_repeats), grid_samples=tuple(args.grid_samples),
         animation_samples=args.animation_samples, animation_format=args.animation_format, decodings=tuple(args.decodings),
