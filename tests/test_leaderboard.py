@@ -195,3 +195,18 @@ def test_clear_errors(tmp_path):
         tool.parse_overrides(['epoch=3'])
     assert tool.parse_overrides(['a:epoch=3', 'a:lr=0.1']) == {'a': {'epoch': 3, 'lr': 0.1}}
     assert markdown_table([{'method': 'x', 'mse': None}]).splitlines()[-1].count('n/a') == len(COLUMNS) - 1
+
+
+def test_quality_preset_is_the_equal_budget_comparison_and_flags_beside_it_win(monkeypatch):
+    tool = load_tool('leaderboard')
+    seen = {}
+    monkeypatch.setattr(tool, 'build_entries', lambda configs, baselines, dataname: seen.update(
+        configs=configs, baselines=baselines) or [])
+    monkeypatch.setattr(tool, 'run_leaderboard', lambda entries, budget, out, options: seen.update(
+        budget=budget, out=out, options=options) or {'files': {'md': osp.join(REPO, 'README.md')}})
+    tool.main(['--preset', 'quality', '--seed', '1', '--override', 'SimVP_gSTA:epoch=3'])
+    assert seen['configs'] == ['configs/mmnist/shvqvae_quick.py'] and seen['baselines'] == ['simvp']
+    budget = seen['budget']
+    assert (budget.epoch, budget.train_size, budget.test_size, budget.seed) == (7, 1024, 256, 1)
+    assert seen['options'].overrides['SimVP_gSTA'] == {'hid_S': 16, 'hid_T': 64, 'N_T': 4, 'lr': 0.001, 'epoch': 3}
+    assert seen['options'].decodings == ('argmax',) and seen['options'].cfg_options['limit_val_batches'] == 4

@@ -4,6 +4,7 @@
         --baselines simvp --epoch 4 --train_size 512 --test_size 256 --out work_dirs/leaderboard_mmnist
     python tools/leaderboard.py ... --load          # re-test the checkpoints of an earlier run
     python tools/leaderboard.py --merge a/leaderboard.json b/leaderboard.json --out merged   # one table, one grid
+    python tools/leaderboard.py --preset quality --seed 1 --out work_dirs/quality_s1   # the quality benchmark
 
 Writes <out>/leaderboard.{md,csv,json}, <out>/leaderboard_grid.png and <out>/animations/<row>.gif, and one
 experiment folder per entry (<out>/<config name>/: checkpoints, logs, saved/*.npy).
@@ -13,11 +14,23 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import sys
 
 from mmengine.config import DictAction
 
 from openstl_hrvq.benchmark import (Budget, CostProtocol, LeaderboardOptions, build_entries, merge_leaderboards,
                                    run_leaderboard)
+
+
+#: Named argument sets; flags given beside ``--preset`` come after the preset's and override (or extend) them.
+PRESETS = {
+    # The quick config against OpenSTL's SimVPv2 (gSTA) at CPU widths (0.87 M parameters), same data, seed and
+    # steps (7 epochs x 64 = 448), MSE and SSIM overall and per predicted frame; argmax beside the config's mean-of-8.
+    'quality': ['-d', 'mmnist', '--configs', 'configs/mmnist/shvqvae_quick.py', '--baselines', 'simvp',
+                '--override', 'SimVP_gSTA:hid_S=16', 'SimVP_gSTA:hid_T=64', 'SimVP_gSTA:N_T=4', 'SimVP_gSTA:lr=0.001',
+                '--epoch', '7', '--train_size', '1024', '--test_size', '256', '--cfg-options', 'limit_val_batches=4',
+                '--decodings', 'argmax', '--seed', '42', '--out', 'work_dirs/quality_mmnist'],
+}
 
 
 def _value(text: str):
@@ -52,6 +65,7 @@ def parse_checkpoints(items: list[str]) -> dict[str, str]:
 
 def create_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--preset', choices=sorted(PRESETS), help='a named set of the flags below (see PRESETS)')
     parser.add_argument('-d', '--dataname', default='mmnist')
     parser.add_argument('--configs', nargs='*', default=['configs/mmnist/shvqvae.py'],
                         help='config files, one row each (the plugin\'s or OpenSTL\'s)')
@@ -72,7 +86,7 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument('--merge', nargs='+', metavar='LEADERBOARD_JSON',
                         help='merge earlier runs on the same test sequences into one table and grid (no training)')
     parser.add_argument('--ckpt', nargs='*', default=[], metavar='LABEL=PATH', help='checkpoints for --load')
-    parser.add_argument('--override', nargs='*', default=[], metavar='LABEL:key=value',
+    parser.add_argument('--override', nargs='*', action='extend', default=[], metavar='LABEL:key=value',
                         help='budget or config override for one entry (stated in the table notes)')
     parser.add_argument('--cfg-options', '--cfg_options', nargs='+', action=DictAction, default={},
                         dest='cfg_options', help='key=value overrides for every entry')
@@ -90,7 +104,11 @@ def create_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
-    args = create_parser().parse_args(argv)
+    parser = create_parser()
+    args = parser.parse_args(argv)
+    if args.preset:
+        given = list(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(PRESETS[args.preset] + given)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s - %(message)s')
     out = args.out or f'work_dirs/leaderboard_{args.dataname}'
     options = LeaderboardOptions(
