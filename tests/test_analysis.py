@@ -12,7 +12,7 @@ from PIL import Image
 from openstl_hrvq.analysis import (DEFAULT_CONDITIONS, add_noise, codebook_usage, compression_ratio,
                                    compression_table, corrupt, fragment_blur, gaussian_blur, global_indices,
                                    layer_contributions, layer_reconstructions, load_trained_model, perplexity,
-                                   sweep_rows)
+                                   sweep_markdown, sweep_rows)
 from openstl_hrvq.metrics import snr_per_frame
 from openstl_hrvq.models import SHRVQVAE_Model
 from tests.helpers import TINY_MODEL, MovingSquares
@@ -174,3 +174,11 @@ def test_clear_errors_for_missing_or_foreign_checkpoints(tmp_path):
     with pytest.raises(ValueError, match='S-HR-VQVAE'):
         load_trained_model(str(tmp_path))
     assert sweep_rows([{'method': 'S-HR-VQVAE', 'status': 'skipped: no OpenSTL'}]) == []
+
+
+def test_sweep_tells_decodings_of_one_checkpoint_apart():
+    config = {'in_shape': [10, 1, 64, 64], 'vq_layers': 3, 'vq_codebook_size': 4, 'vq_latent_dim': 4}
+    rows = [dict(method='S-HR-VQVAE', status='ok', config='quick.py', model_config=config, decoding=decoding,
+                 mse=mse, params=1) for decoding, mse in (('mean of 8 samples (T=1)', 70.0), ('argmax', 118.0))]
+    table = sweep_markdown(sweep_rows(rows))
+    assert '| argmax | 1536 | 118.00 |' in table and '| mean of 8 samples (T=1) | 1536 | 70.00 |' in table

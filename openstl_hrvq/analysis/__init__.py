@@ -6,9 +6,9 @@ from openstl_hrvq.analysis.compression import compression_ratio, compression_tab
 from openstl_hrvq.analysis.layers import layer_contributions, layer_errors, layer_reconstructions
 from openstl_hrvq.analysis.robustness import (DEFAULT_CONDITIONS, add_noise, corrupt, evaluate_robustness,
                                               fragment_blur, gaussian_blur)
-from openstl_hrvq.analysis.sweep import sweep_rows
+from openstl_hrvq.analysis.sweep import sweep_markdown, sweep_rows
 
 __all__ = ['TrainedModel', 'find_checkpoint', 'load_trained_model', 'test_sequences', 'codebook_usage',
            'encode_frames', 'global_indices', 'perplexity', 'compression_ratio', 'compression_table',
            'layer_contributions', 'layer_errors', 'layer_reconstructions', 'DEFAULT_CONDITIONS', 'add_noise',
-           'corrupt', 'evaluate_robustness', 'fragment_blur', 'gaussian_blur', 'sweep_rows']
+           'corrupt', 'evaluate_robustness', 'fragment_blur', 'gaussian_blur', 'sweep_markdown', 'sweep_rows']

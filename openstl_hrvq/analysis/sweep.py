@@ -25,10 +25,10 @@ def sweep_rows(leaderboard_rows: list[dict]) -> list[dict]:
         code = compression_ratio(model_config)
         rows.append({'config': row['config'], 'layers': code['layers'], 'codebook_size': code['codebook_size'],
                      'codewords_per_layer': code['codewords_per_layer'], 'training': training_kind(model_config),
-                     'code_bits': code['code_bits'], 'ratio': code['ratio'],
+                     'decoding': row.get('decoding') or 'n/a', 'code_bits': code['code_bits'], 'ratio': code['ratio'],
                      **{key: row.get(key) for key in ('mse', 'mae', 'ssim', 'psnr', 'lpips', 'params',
                                                       'train_time_s', 'epochs', 'train_size')}})
-    return sorted(rows, key=lambda r: (r['layers'], r['training'] != 'disjoint', r['config']))
+    return sorted(rows, key=lambda r: (r['layers'], r['training'] != 'disjoint', r['config'], r['decoding']))
 
 
 def _number(value, fmt: str) -> str:
@@ -36,12 +36,12 @@ def _number(value, fmt: str) -> str:
 
 
 def sweep_markdown(rows: list[dict], budget: str = '') -> str:
-    lines = ['| Layers | M | Codewords per layer | Training | Code bits | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | '
-             'Params (M) | Config |', '|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|']
+    lines = ['| Layers | M | Codewords per layer | Training | Decoding | Code bits | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | '
+             'Params (M) | Config |', '|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|']
     for row in rows:
         params = row['params'] / 1e6 if row['params'] else None
         cells = [str(row['layers']), str(row['codebook_size']), ', '.join(map(str, row['codewords_per_layer'])),
-                 row['training'], f"{row['code_bits']:.0f}", _number(row['mse'], '{:.2f}'),
+                 row['training'], row['decoding'], f"{row['code_bits']:.0f}", _number(row['mse'], '{:.2f}'),
                  _number(row['mae'], '{:.2f}'), _number(row['ssim'], '{:.4f}'), _number(row['psnr'], '{:.2f}'),
                  _number(params, '{:.3f}'), row['config']]
         lines.append('| ' + ' | '.join(cells) + ' |')
