@@ -1,5 +1,8 @@
 """The experiment runner: config resolution, end-to-end training on the embedded digits, resume."""
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import pytorch_lightning as pl
@@ -132,3 +135,15 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     config = resolve_config(vars(create_parser().parse_args(argv(tmp_path, '--resume'))))
     with pytest.raises(FileNotFoundError, match='--resume found no checkpoint'):
         Experiment(config).train()
+
+
+def test_console_shows_our_lines_not_dependency_notices(tmp_path):
+    # a real process: under pytest, warnings and log records are captured before they reach the console
+    done = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'train.py'), *argv(tmp_path)],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console[-2000:]
+    assert 'Model info' in console and 'Test MSE per predicted frame' in console
+    for notice in ('Tip:', 'litlogger', 'GPU available', 'LeafSpec', 'weights_only', 'Total FLOPs',
+                   'worker processes in total', 'max_epochs='):
+        assert notice not in console, notice

@@ -33,6 +33,7 @@ from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.model_info import describe_model
 from openstl_hrvq.api.parser import DEFAULTS
+from openstl_hrvq.api.console import quiet_console
 from openstl_hrvq.errors import CheckpointError, ConfigError
 from openstl_hrvq.methods import LeaderboardTestMixin
 from openstl_hrvq.methods import method_maps as plugin_methods
@@ -111,6 +112,7 @@ class Experiment:
         self.save_dir = osp.join(config['res_dir'], config['ex_name'])
         self.ckpt_dir = osp.join(self.save_dir, 'checkpoints')
         setup_logging(self.save_dir, 'test' if config.get('test') else 'train')
+        quiet_console()
         # Checked before the data and the model are built, so a wrong --device or method fails at once.
         self.accelerator = choose_accelerator(config['device'])
         method_class = get_method_class(config['method'])
@@ -171,6 +173,7 @@ class Experiment:
             check_val_every_n_epoch=int(config.get('log_step') or 1),
             limit_val_batches=config.get('limit_val_batches') or 1.0,
             num_sanity_val_steps=1, deterministic=bool(config.get('deterministic')),
+            enable_model_summary=False,     # display_method_info logs the model table with fvcore's FLOPs
         )
 
     def display_method_info(self) -> dict:
