@@ -125,17 +125,34 @@ def test_decode_indices_rejects_bad_indices():
         q(torch.randn(1, 3, 4, 4))
 
 
+def squared_distances(a, b):
+    """Exact pairwise squared distances (cdist's matrix-product form loses the zeros this test looks for)."""
+    return (a[:, None] - b[None]).pow(2).sum(-1)
+
+
 def test_data_dependent_init_places_children_on_their_parents_residuals():
     torch.manual_seed(0)
     q = HierarchicalResidualQuantizer(2, 4, 2, init_noise=0.0, dead_code_threshold=0.0)
     z = torch.randn(4, 2, 8, 8)
-    q.train()(z)
     flat = z.permute(0, 2, 3, 1).reshape(-1, 2)
-    # After init + one EMA step layer-0 codewords lie inside the data's range and all are distinct.
-    table = q.codewords(0).detach()
-    assert torch.cdist(table, table).add(torch.eye(4) * 1e9).min() > 0
-    assert (table.abs() <= flat.abs().max()).all()
+    with torch.no_grad():
+        q._initialise(flat)
     assert bool(q.initialized)
+    roots = q.codewords(0)
+    assert torch.cdist(roots, roots).add(torch.eye(4) * 1e9).min() > 0          # distinct codewords
+    assert (squared_distances(roots, flat).min(dim=1).values < 1e-10).all()      # each is a data vector
+    # every child codeword is a residual of a vector routed to its own parent (not of any other parent's)
+    parent = torch.cdist(flat, roots).argmin(dim=1)
+    residual = flat - roots[parent]
+    checked = 0
+    for node in range(4):
+        own = residual[parent == node]
+        if len(own) < 4:
+            continue
+        children = q.codebooks[1][node]
+        assert (squared_distances(children, own).min(dim=1).values < 1e-10).all(), node
+        checked += 1
+    assert checked >= 2
 
 
 def test_ema_moves_used_codewords_toward_their_residuals():

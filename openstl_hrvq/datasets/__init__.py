@@ -7,8 +7,8 @@ from .embedded_digits import embedded_digit_split, load_embedded_digits
 from .kth import KTHClips
 from .loaders import EpochStreamSampler, build_loaders
 from .moving_digits import FixedMovingDigits, GeneratedMovingDigits, generate_sequences
-from .registry import DATASETS, dataset_parameters, get_parameters, load_data, register_dataset
+from .registry import DATASETS, dataset_parameters, load_data, register_dataset
 
 __all__ = ['DATASETS', 'EpochStreamSampler', 'FixedMovingDigits', 'GeneratedMovingDigits', 'KTHClips',
            'build_loaders', 'dataset_parameters', 'embedded_digit_split', 'generate_sequences',
-           'get_parameters', 'load_data', 'load_embedded_digits', 'register_dataset']
+           'load_data', 'load_embedded_digits', 'register_dataset']

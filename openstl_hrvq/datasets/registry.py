@@ -7,7 +7,6 @@ handed to :func:`load_data`.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 from typing import Callable
 
@@ -67,10 +66,3 @@ for _name, _aft in (('kth', 20), ('kth20', 20), ('kth40', 40)):
     register_dataset(_name, kth.load_data, _kth(_aft))
 for _name, _train_set in transformed_digits.DATASET_NAMES.items():
     register_dataset(_name, transformed_digits.load_data, transformed_digits.dataset_entry(_train_set))
-
-
-def get_parameters(dataname: str) -> dict:
-    """A copy of ``dataset_parameters[dataname]`` that the caller may change."""
-    if dataname not in dataset_parameters:
-        raise ConfigError(f'Unknown dataset {dataname!r}; registered: {sorted(dataset_parameters)}.')
-    return copy.deepcopy(dataset_parameters[dataname])

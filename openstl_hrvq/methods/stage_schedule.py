@@ -1,6 +1,6 @@
 """The stage schedule of S-HR-VQVAE training: which part of the model learns in which epoch.
 
-Disjoint training (paper §3.4) runs stage ``vq`` (HR-VQVAE alone, eq. 4) and then stage ``prior``
+Disjoint training runs stage ``vq`` (HR-VQVAE alone, eq. 4) and then stage ``prior``
 (ST-PixelCNN on the frozen tokenizer's codes, eq. 7). Joint training (eq. 9) appends stage ``joint``,
 in which the prior and the decoder learn together from the codes the prior predicts.
 """

@@ -1,4 +1,4 @@
-"""ST-PixelCNN: the autoregressive prior over hierarchical code indices (S-HR-VQVAE paper §3.3, eq. 7).
+"""ST-PixelCNN: the autoregressive prior over hierarchical code indices (S-HR-VQVAE paper §4.2, eq. 7).
 
 The prior models the tree indices (B, T, L, h, w) of a clip -- local indices k_i in [0, M), L layers coarse
 first -- and predicts future frames from past ones. It is split into two parts so that decoding can cache:

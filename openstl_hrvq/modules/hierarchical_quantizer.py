@@ -1,4 +1,4 @@
-"""Tree-structured hierarchical residual vector quantizer (HR-VQ, S-HR-VQVAE paper §3, eq. 4-5).
+"""Tree-structured hierarchical residual vector quantizer (HR-VQ, S-HR-VQVAE paper §4.1, eq. 4-5).
 
 Layer 1 holds one codebook of ``M`` codewords. Layer ``i`` holds ``M**(i-1)`` codebooks of ``M``
 codewords each, one per codeword of layer ``i-1``: at every position, layer ``i`` searches only the
