@@ -201,7 +201,8 @@ def test_quality_preset_is_the_equal_budget_comparison_and_flags_beside_it_win(m
     tool = load_tool('leaderboard')
     seen = {}
     monkeypatch.setattr(tool, 'build_entries', lambda configs, baselines, dataname: seen.update(
-        configs=configs, baselines=baselines) or [])
+        configs=configs, baselines=baselines) or [type('Entry', (), {'label': label})()
+                                                  for label in ('shvqvae_quick', 'SimVP_gSTA')])
     monkeypatch.setattr(tool, 'run_leaderboard', lambda entries, budget, out, options: seen.update(
         budget=budget, out=out, options=options) or {'files': {'md': osp.join(REPO, 'README.md')}})
     tool.main(['--preset', 'quality', '--seed', '1', '--override', 'SimVP_gSTA:epoch=3'])
@@ -210,3 +211,16 @@ def test_quality_preset_is_the_equal_budget_comparison_and_flags_beside_it_win(m
     assert (budget.epoch, budget.train_size, budget.test_size, budget.seed) == (7, 1024, 256, 1)
     assert seen['options'].overrides['SimVP_gSTA'] == {'hid_S': 16, 'hid_T': 64, 'N_T': 4, 'lr': 0.001, 'epoch': 3}
     assert seen['options'].decodings == ('argmax',) and seen['options'].cfg_options['limit_val_batches'] == 4
+
+
+def test_preset_overrides_of_an_entry_left_out_are_dropped(monkeypatch):
+    tool = load_tool('leaderboard')
+    seen = {}
+    monkeypatch.setattr(tool, 'build_entries', lambda configs, baselines, dataname: [
+        type('Entry', (), {'label': 'shvqvae_quick'})()] if not baselines else [])
+    monkeypatch.setattr(tool, 'run_leaderboard', lambda entries, budget, out, options: seen.update(
+        options=options) or {'files': {'md': osp.join(REPO, 'README.md')}})
+    tool.main(['--preset', 'quality', '--baselines'])
+    assert seen['options'].overrides == {}
+    tool.main(['--preset', 'quality', '--baselines', '--override', 'nope:epoch=3'])
+    assert seen['options'].overrides == {'nope': {'epoch': 3}}   # a user's own override stays (and is refused)

@@ -106,8 +106,10 @@ def create_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     parser = create_parser()
     args = parser.parse_args(argv)
+    preset_overrides = {}
     if args.preset:
         given = list(sys.argv[1:] if argv is None else argv)
+        preset_overrides = parse_overrides(parser.parse_args(PRESETS[args.preset]).override)
         args = parser.parse_args(PRESETS[args.preset] + given)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s - %(message)s')
     out = args.out or f'work_dirs/leaderboard_{args.dataname}'
@@ -122,6 +124,10 @@ def main(argv=None) -> dict:
         result = merge_leaderboards(args.merge, out, options)
     else:
         entries = build_entries(args.configs, args.baselines, args.dataname)
+        # A preset's overrides of an entry that the flags beside it left out (e.g. --baselines with none) go too.
+        labels = {entry.label for entry in entries}
+        for label in set(preset_overrides) - labels:
+            options.overrides.pop(label, None)
         budget = Budget(dataname=args.dataname, epoch=args.epoch, train_size=args.train_size,
                         test_size=args.test_size, seed=args.seed, device=args.device, data_root=args.data_root,
                         num_workers=args.num_workers)
