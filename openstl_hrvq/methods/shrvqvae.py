@@ -189,15 +189,20 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         each past frame is, with probability p, the prior's own one-step prediction, so that it learns to
         recover from its mistakes instead of drifting when it rolls out on its own predictions.
         """
-        prior = self.model.prior
         with torch.no_grad():
             indices = self.model.vqvae.encode(frames)
-            history = None
-            if self.prior_resample_prob > 0:
+        return self._prior_cross_entropy(indices), {}
+
+    def _prior_cross_entropy(self, indices: torch.Tensor) -> torch.Tensor:
+        """Eq. 7 on the codes ``(B, T, L, h, w)``, with the configured loss frames and history resampling."""
+        prior = self.model.prior
+        history = None
+        if self.prior_resample_prob > 0:
+            with torch.no_grad():
                 history = prior.resample_history(indices, self.prior_resample_prob, self.prior_resample_temperature,
                                                  self.prior_resample_rounds)
         first_frame = 1 if self.prior_loss_frames == 'all' else self.hparams.pre_seq_length
-        return prior.loss(indices, first_frame, history=history, layer_weights=self.prior_layer_weights), {}
+        return prior.loss(indices, first_frame, history=history, layer_weights=self.prior_layer_weights)
 
     def joint_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Stage ``joint`` (eq. 9): L_prior + lambda * ||x - D(e_C(predicted codes))||^2, frames (B, T, C, H, W).
@@ -209,10 +214,10 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         prior's choices are pulled towards codes that decode to the true frames.
         """
         num_context = self.hparams.pre_seq_length
-        prior_loss, _ = self.prior_loss(frames)
         with torch.no_grad():
-            context = self.model.vqvae.encode(frames[:, :num_context])
-        decoded = self.model.differentiable_rollout(context)
+            indices = self.model.vqvae.encode(frames)          # encoded once, for both terms
+        prior_loss = self._prior_cross_entropy(indices)
+        decoded = self.model.differentiable_rollout(indices[:, :num_context])
         recon = F.mse_loss(decoded, frames[:, num_context:])
         return prior_loss + self.joint_lambda * recon, {'prior_ce': prior_loss, 'pred_recon_loss': recon}
 
