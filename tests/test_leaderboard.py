@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from openstl_hrvq import openstl_bridge
-from openstl_hrvq.benchmark import (COLUMNS, build_entries, copy_last_frame, mean_frame, merge_leaderboards,
-                                   reference_predictions)
+from openstl_hrvq.benchmark import COLUMNS, build_entries, merge_leaderboards
 from openstl_hrvq.benchmark.table import markdown_table
 from openstl_hrvq.metrics import metric
+from openstl_hrvq.references import REFERENCE_NAMES, all_black, copy_last_frame, mean_frame, reference_predictions
 from tests.helpers import TINY_MODEL
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -67,7 +67,9 @@ def test_trivial_references():
     mean = mean_frame(inputs, 4)
     assert mean.shape == (2, 4, 1, 2, 2)
     np.testing.assert_allclose(mean[:, 2], (inputs[:, 0] + inputs[:, 1] + inputs[:, 2]) / 3)
-    assert list(reference_predictions(inputs, 1)) == ['copy-last-frame', 'mean-frame']
+    black = all_black(inputs, 4)
+    assert black.shape == (2, 4, 1, 2, 2) and black.dtype == inputs.dtype and not black.any()
+    assert list(reference_predictions(inputs, 1)) == ['copy-last-frame', 'mean-frame', 'all-black']
 
 
 def test_tables_are_well_formed(board):
@@ -79,11 +81,12 @@ def test_tables_are_well_formed(board):
     assert [cell.strip() for cell in header.strip('|').split('|')] == HEADERS
     end = md_lines.index('', start)
     table = [line for line in md_lines[start + 1:end] if line.startswith('| ')]
-    assert len(table) == len(configs) + 2 and all(line.count('|') == len(HEADERS) + 1 for line in table)
+    assert len(table) == len(configs) + len(REFERENCE_NAMES)
+    assert all(line.count('|') == len(HEADERS) + 1 for line in table)
     with open(out / 'leaderboard.csv') as handle:
         rows = list(csv.DictReader(handle))
     assert [key for key, _, _ in COLUMNS] == list(rows[0])[:len(COLUMNS)]
-    assert [row['method'] for row in rows][-2:] == ['copy-last-frame', 'mean-frame']
+    assert [row['method'] for row in rows][-len(REFERENCE_NAMES):] == list(REFERENCE_NAMES)
     data = json.loads((out / 'leaderboard.json').read_text())
     assert data['meta']['test_sequences'] == 4 and data['meta']['epoch'] == 2
     first = data['rows'][0]
@@ -109,14 +112,16 @@ def test_numbers_are_metric_of_the_saved_predictions(board):
     assert rows['copy-last-frame']['mse'] == pytest.approx(copy['mse'])
     assert rows['copy-last-frame']['ssim'] == pytest.approx(copy['ssim'])
     assert rows['mean-frame']['params'] == 0
+    black, _ = metric(np.zeros_like(trues), trues, metrics=['mse'])
+    assert rows['all-black']['mse'] == pytest.approx(black['mse'])
 
 
 def test_pictures_exist_and_decode(board):
     folder, configs, result = board
     with Image.open(folder / 'board' / 'leaderboard_grid.png') as grid:
         # two sequences of (inputs, truth, every row) frames of 64 px, plus padding and labels
-        assert grid.size[0] > 4 * 64 and grid.size[1] > 2 * (2 + len(configs) + 2) * 64
-    for label in [osp.splitext(osp.basename(path))[0] for path in configs] + ['copy-last-frame', 'mean-frame']:
+        assert grid.size[0] > 4 * 64 and grid.size[1] > 2 * (2 + len(configs) + len(REFERENCE_NAMES)) * 64
+    for label in [osp.splitext(osp.basename(path))[0] for path in configs] + list(REFERENCE_NAMES):
         with Image.open(folder / 'board' / 'animations' / f'{label}.gif') as gif:
             assert gif.n_frames == 8
 

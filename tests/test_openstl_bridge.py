@@ -81,5 +81,5 @@ def test_runner_trains_openstl_simvp_on_cpu(openstl, tmp_path):
     experiment.train()
     results = experiment.test()
     assert experiment.trainer.global_step == 4
-    assert {'mse', 'mae', 'ssim', 'psnr', 'copy_last_mse'} <= set(results)
+    assert {'mse', 'mae', 'ssim', 'psnr', 'copy-last-frame_mse', 'mean-frame_mse', 'all-black_mse'} <= set(results)
     assert experiment.model_info['flops'] > 0

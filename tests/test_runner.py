@@ -12,6 +12,7 @@ from openstl_hrvq.api import Experiment, create_parser, resolve_config
 from openstl_hrvq.api.cli import run
 from openstl_hrvq.api.experiment import choose_accelerator
 from openstl_hrvq.errors import ConfigError
+from openstl_hrvq.references import REFERENCE_NAMES
 from tests.helpers import TINY_MODEL
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -86,17 +87,18 @@ def test_train_and_test_write_openstl_work_dir(tmp_path):
     assert list((work / 'logs').glob('version_*/metrics.csv'))
     assert list((work / 'tensorboard').glob('version_*/events.out.tfevents.*'))
     assert list(work.glob('train_*.log'))
-    assert {'mse', 'mae', 'ssim', 'psnr', 'copy_last_mse', 'all_black_mse'} <= set(results)
+    assert {'mse', 'mae', 'ssim', 'psnr'} | {f'{name}_mse' for name in REFERENCE_NAMES} <= set(results)
     preds = __import__('numpy').load(work / 'saved' / 'preds.npy')
     assert preds.shape == (8, 4, 1, 64, 64) and preds.min() >= 0 and preds.max() <= 1
     # one MSE per predicted frame is logged for the method and each reference; they average to the MSE
     log_text = next(work.glob('train_*.log')).read_text()
     per_frame = {line.split('frame, ')[1].split(':')[0]: [float(v) for v in line.split(':')[-1].split()]
                  for line in log_text.splitlines() if 'per predicted frame' in line}
-    assert set(per_frame) == {'method', 'copy-last-input-frame', 'all-black'}
+    assert set(per_frame) == {'method', 'copy-last-frame', 'mean-frame', 'all-black'}
     assert all(len(values) == 4 for values in per_frame.values())
     assert sum(per_frame['method']) / 4 == pytest.approx(results['mse'], abs=0.1)
-    assert sum(per_frame['all-black']) / 4 == pytest.approx(results['all_black_mse'], abs=0.1)
+    for name in REFERENCE_NAMES:
+        assert sum(per_frame[name]) / 4 == pytest.approx(results[f'{name}_mse'], abs=0.1)
     # --test re-scores the best checkpoint without training
     assert run(argv(tmp_path, '--test'))['mse'] == pytest.approx(results['mse'], rel=1e-5)
 

@@ -93,7 +93,8 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument('--decodings', nargs='*', default=[], metavar='DECODING',
                         help="also test every S-HR-VQVAE checkpoint with these decodings, a row each beside the "
                              "config's own: 'argmax' (paper) or 'meanN' (mean of N rollouts sampled at T=1)")
-    parser.add_argument('--no-references', action='store_true', help='leave out copy-last-frame and mean-frame')
+    parser.add_argument('--no-references', action='store_true',
+                        help='leave out the trivial references (copy-last-frame, mean-frame, all-black)')
     parser.add_argument('--throughput-batch', type=int, default=16)
     parser.add_argument('--throughput-repeats', type=int, default=5)
     parser.add_argument('--grid-samples', type=int, nargs='+', default=[0, 1])

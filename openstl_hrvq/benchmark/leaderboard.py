@@ -17,12 +17,12 @@ from tqdm import tqdm
 from openstl_hrvq.api.data import all_dataset_parameters, test_arrays
 from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.benchmark.entries import Entry, openstl_root
-from openstl_hrvq.benchmark.references import reference_predictions
 from openstl_hrvq.benchmark.runner import Budget, CostProtocol, EntryRun, entry_config, load_saved, run_entry
 from openstl_hrvq.benchmark.scoring import (leaderboard_metrics, lpips_unavailable_reason, score_predictions,
                                            table_scores)
 from openstl_hrvq.benchmark.table import read_rows, write_tables
 from openstl_hrvq.models.shrvqvae_model import describe_decoding
+from openstl_hrvq.references import reference_predictions
 from openstl_hrvq.visualization import animation_frames, prediction_grid, save_animation, save_image
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class LeaderboardOptions:
         checkpoints: label -> checkpoint path (default ``<out>/<label>/checkpoints/best.ckpt``).
         cfg_options: config overrides applied to every entry.
         overrides: label -> config overrides for that entry only (stated in the table's notes).
-        references: add the copy-last-frame and mean-frame rows.
+        references: add a row for each trivial reference (:mod:`openstl_hrvq.references`).
         grid_samples: test sequences shown in the grid; animation_samples: sequences per animation.
         animation_format: 'gif' or 'mp4'.
         decodings: extra decodings every S-HR-VQVAE entry's checkpoint is tested with, each a row of its own

@@ -11,6 +11,8 @@ import math
 import os
 import os.path as osp
 
+from openstl_hrvq.references import reference_notes
+
 #: (key, Markdown header, format) in table order; format None means "print as is".
 COLUMNS = (
     ('method', 'Method', None),
@@ -84,7 +86,7 @@ def markdown_report(rows: list[dict], meta: dict) -> str:
              f"- FLOPs: fvcore, one sample of shape (1, {meta['pre_seq_length']}, C, H, W); throughput: "
              f"{meta['throughput_protocol']}. Train time: wall clock of training (validation included) on "
              f"this machine.",
-             '- copy-last-frame: the last input frame repeated; mean-frame: the mean input frame repeated.']
+             f'- {reference_notes()}']
     if meta.get('cfg_options'):
         notes.append('- Config overrides for every entry: '
                      + ', '.join(f'{key}={value}' for key, value in meta['cfg_options'].items()) + '.')

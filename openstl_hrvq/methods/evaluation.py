@@ -4,8 +4,8 @@ OpenSTL's methods collect inputs, predictions and targets in ``test_step`` and s
 ``on_test_epoch_end``, writing ``saved/{metrics,inputs,trues,preds}.npy`` under ``save_dir``.
 :class:`LeaderboardTestMixin` does the same with the plugin's metrics (which, unlike OpenSTL's, run on
 current scikit-image and score LPIPS offline), so every row of a comparison is scored by one code path.
-It also scores two trivial references on the same test sequences, copy-last-input-frame and all-black,
-because a video predictor that does not beat them has learnt nothing about motion.
+It also scores the trivial references of :mod:`openstl_hrvq.references` on the same test sequences, because a
+video predictor that does not beat them has learnt nothing about motion.
 """
 from __future__ import annotations
 
@@ -16,22 +16,9 @@ import os.path as osp
 import numpy as np
 
 from openstl_hrvq.metrics import metric
+from openstl_hrvq.references import reference_predictions
 
 log = logging.getLogger(__name__)
-
-
-def reference_predictions(inputs: np.ndarray, num_future: int) -> dict[str, np.ndarray]:
-    """The trivial predictions every method must beat.
-
-    Args:
-        inputs: (N, T_in, C, H, W) input frames.
-        num_future: number of frames to predict, S.
-
-    Returns:
-        ``{'copy_last': (N, S, C, H, W), 'all_black': (N, S, C, H, W)}``.
-    """
-    last = inputs[:, -1:]
-    return {'copy_last': np.repeat(last, num_future, axis=1), 'all_black': np.zeros_like(last).repeat(num_future, 1)}
 
 
 class LeaderboardTestMixin:
@@ -76,12 +63,12 @@ class LeaderboardTestMixin:
         self.test_references = references
         if self.trainer.is_global_zero:
             log.info('Test metrics (%d sequences): %s', len(results['preds']), text)
-            log.info('Test MSE: method %.3f | copy-last-input-frame %.3f | all-black %.3f',
-                     scores['mse'], references['copy_last']['mse'], references['all_black']['mse'])
-            for name, label in (('method', 'method'), ('copy_last', 'copy-last-input-frame'),
-                                ('all_black', 'all-black')):
-                log.info('Test MSE per predicted frame, %-21s %s', label + ':',
-                         ' '.join(f'{value:.1f}' for value in frame_mse[name]))
+            log.info('Test MSE: method %.3f | %s', scores['mse'],
+                     ' | '.join(f"{name} {ref['mse']:.3f}" for name, ref in references.items()))
+            width = max(map(len, frame_mse)) + 1
+            for name, values in frame_mse.items():
+                log.info('Test MSE per predicted frame, %s %s', f'{name}:'.ljust(width),
+                         ' '.join(f'{value:.1f}' for value in values))
             folder = osp.join(self.hparams.save_dir, 'saved')
             os.makedirs(folder, exist_ok=True)
             results['metrics'] = np.array([scores['mae'], scores['mse']])
