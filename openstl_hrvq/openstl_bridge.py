@@ -3,8 +3,9 @@
 OpenSTL has no plugin mechanism: methods live in the plain dict ``openstl.methods.method_maps``, its parser
 restricts ``--method`` and ``--dataname`` with argparse ``choices``, ``BaseExperiment.display_method_info``
 raises ``ValueError`` for a method it does not know, and ``openstl.datasets.load_data`` dispatches on fixed
-names. :func:`register` extends each of these in place, idempotently. Everything here is a no-op when OpenSTL
-is not importable: the plugin runs on its own then.
+names. :func:`register` extends each of these in place, idempotently, with the methods of
+:mod:`openstl_hrvq.method_registry` and the plugin's datasets. Everything here is a no-op when OpenSTL is not
+importable: the plugin runs on its own then.
 """
 from __future__ import annotations
 
@@ -14,9 +15,16 @@ import importlib.util
 import logging
 import warnings
 
+import torch
+
+from openstl_hrvq.method_registry import find_method, registered_methods
+from openstl_hrvq.model_info import describe_model
+
 log = logging.getLogger(__name__)
 
-METHOD_NAMES = ('shrvqvae', 'SHRVQVAE')
+#: OpenSTL's methods whose model takes the input frames alone (those its ``display_method_info`` feeds a frame
+#: tensor); the others need extra tensors.
+OPENSTL_FRAME_INPUT_METHODS = ('simvp', 'tau', 'mmvp', 'wast')
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,6 +61,19 @@ def openstl_method_maps() -> dict:
     return modules['methods'].method_maps if modules else {}
 
 
+def model_takes_frames(method: str) -> bool:
+    """Whether the model of ``method`` (any case; the plugin's or OpenSTL's) maps the input frames alone to
+    the prediction, so that its FLOPs and throughput can be measured on them."""
+    spec = find_method(method)
+    return spec.frame_input if spec else method.lower() in OPENSTL_FRAME_INPUT_METHODS
+
+
+def method_choices() -> list[str]:
+    """The ``--method`` spellings of the registered methods: the name and the class name, as OpenSTL's parser
+    accepts ``simvp`` and ``SimVP``."""
+    return [spelling for spec in registered_methods() for spelling in (spec.name, spec.method_class.__name__)]
+
+
 def _extend_choices(parser, flag: str, names) -> None:
     for action in parser._actions:
         if flag in action.option_strings and action.choices is not None:
@@ -67,7 +88,7 @@ def _patch_parser(utils, dataset_names) -> None:
     @functools.wraps(original)
     def create_parser():
         parser = original()
-        _extend_choices(parser, '--method', METHOD_NAMES)
+        _extend_choices(parser, '--method', method_choices())
         _extend_choices(parser, '--dataname', dataset_names)
         return parser
 
@@ -84,14 +105,13 @@ def _patch_display_method_info(api) -> None:
 
     @functools.wraps(original)
     def display_method_info(self, args):
-        if args.method.lower() != 'shrvqvae':
+        spec = find_method(args.method)
+        if spec is None:
             return original(self, args)
-        from openstl_hrvq.api.model_info import describe_model
-        import torch
         device = 'cuda' if str(args.device).startswith('cuda') and torch.cuda.is_available() else 'cpu'
-        info = describe_model('shrvqvae', self.method.model.to(device), args.in_shape, args.pre_seq_length,
+        info = describe_model(self.method.model.to(device), args.in_shape, args.pre_seq_length, spec.frame_input,
                               device=device, with_throughput=bool(args.fps))
-        fps = f'Throughputs of shrvqvae: {info["throughput"]:.3f}\n' if info['throughput'] else ''
+        fps = f'Throughputs of {spec.name}: {info["throughput"]:.3f}\n' if info['throughput'] else ''
         return repr(self.method.model), info['flops_table'], fps, '-' * 80 + '\n'
 
     display_method_info._openstl_hrvq = True
@@ -119,12 +139,13 @@ def _patch_datasets(datasets) -> list[str]:
 
 
 def register() -> bool:
-    """Register ``shrvqvae`` (and the plugin's extra datasets) with OpenSTL; False when OpenSTL is absent."""
+    """Register the plugin's methods (:func:`~openstl_hrvq.method_registry.registered_methods`) and extra
+    datasets with OpenSTL; False when OpenSTL is absent. Run again for a method registered later."""
     modules = _import_openstl()
     if modules is None:
         return False
-    from openstl_hrvq.methods import SHRVQVAE
-    modules['methods'].method_maps['shrvqvae'] = SHRVQVAE
+    for spec in registered_methods():
+        modules['methods'].method_maps[spec.name] = spec.method_class
     new_datasets = _patch_datasets(modules['datasets'])
     _patch_parser(modules['utils'], new_datasets)
     _patch_display_method_info(modules['api'])

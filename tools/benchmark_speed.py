@@ -29,7 +29,8 @@ from typing import Callable
 
 import torch
 
-from openstl_hrvq.api.model_info import count_parameters
+from openstl_hrvq.method_registry import constructor_keys
+from openstl_hrvq.model_info import count_parameters
 from openstl_hrvq.models import SHRVQVAE_Model
 
 logger = logging.getLogger('benchmark_speed')
@@ -55,8 +56,9 @@ def build_config(overrides: list[str]) -> dict:
     config = dict(MMNIST_CONFIG)
     for item in overrides:
         key, sep, value = item.partition('=')
-        if not sep or key not in SHRVQVAE_Model.MODEL_KEYS:
-            raise ValueError(f'--set expects KEY=VALUE with KEY one of {SHRVQVAE_Model.MODEL_KEYS}, got {item!r}.')
+        if not sep or key not in constructor_keys(SHRVQVAE_Model):
+            raise ValueError(f'--set expects KEY=VALUE with KEY one of {sorted(constructor_keys(SHRVQVAE_Model))}, '
+                             f'got {item!r}.')
         try:
             config[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

@@ -25,11 +25,13 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api import Experiment, resolve_config
 from openstl_hrvq.interpolation import ROWS, copy_nearest_input, evaluate, first_frame_predictor, write_tables
 from openstl_hrvq.interpolation.figures import example_figure
+from openstl_hrvq.method_registry import registered_methods
 
 log = logging.getLogger('interp_benchmark')
 
-#: method name -> (label in the tables, config file prefix)
-METHODS = {'shrvqvae': ('S-HR-VQVAE', 'shvqvae'), 'simvp': ('SimVPv2', 'simvp')}
+#: method name -> (label in the tables, config file prefix): every registered method, then OpenSTL's SimVPv2
+METHODS = {**{spec.name: (spec.display_name, spec.config_stem) for spec in registered_methods()},
+           'simvp': ('SimVPv2', 'simvp')}
 TRAIN_SETS = {'n6': 'n6', 'n6-all': 'n6_all'}
 #: the untrained reference every table carries (see ``copy_nearest_input``)
 REFERENCE_LABEL = 'copy input'

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from openstl_hrvq.api.data import test_arrays
+from openstl_hrvq.methods import SHRVQVAE_METHOD
 from openstl_hrvq.models import SHRVQVAE_Model
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,9 @@ def load_trained_model(work_dir: str | None = None, ckpt: str | None = None, dev
     state = torch.load(path, map_location='cpu', weights_only=False)
     config = dict(state.get('hyper_parameters') or {})
     method = str(config.get('method', '')).lower()
-    if method != 'shrvqvae':
+    if not SHRVQVAE_METHOD.is_named(method):
         raise ValueError(f'{path} is a checkpoint of method {method or "unknown"!r}; the analyses need an '
-                         f'S-HR-VQVAE (SHRVQVAE) checkpoint.')
+                         f'{SHRVQVAE_METHOD.display_name} ({SHRVQVAE_METHOD.method_class.__name__}) checkpoint.')
     model = SHRVQVAE_Model(**config)
     weights = {key[len(MODEL_PREFIX):]: value for key, value in state['state_dict'].items()
                if key.startswith(MODEL_PREFIX)}

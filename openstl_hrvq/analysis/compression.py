@@ -13,7 +13,9 @@ import math
 import os.path as osp
 
 from openstl_hrvq.api.config import load_config_file
+from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.datasets import dataset_parameters
+from openstl_hrvq.methods import SHRVQVAE_METHOD
 from openstl_hrvq.models import SHRVQVAE_Model
 from openstl_hrvq.modules.conv_blocks import DOWNSAMPLE_FACTOR
 
@@ -54,7 +56,7 @@ def compression_table(config_files: list[str]) -> list[dict]:
     rows = []
     for path in config_files:
         config = load_config_file(path)
-        if str(config.get('method', 'SHRVQVAE')).lower() != 'shrvqvae':
+        if not SHRVQVAE_METHOD.is_named(config.get('method', DEFAULTS['method'])):
             continue
         if 'in_shape' not in config:
             dataname = config.get('dataname', 'mmnist')

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 
 from openstl_hrvq.analysis.compression import compression_ratio
-from openstl_hrvq.benchmark.entries import display_name
-
-SHRVQVAE_NAME = display_name('SHRVQVAE')
+from openstl_hrvq.methods import SHRVQVAE_METHOD
 
 
 def training_kind(model_config: dict) -> str:
@@ -20,7 +18,7 @@ def sweep_rows(leaderboard_rows: list[dict]) -> list[dict]:
     rows = []
     for row in leaderboard_rows:
         model_config = row.get('model_config')
-        if row.get('method') != SHRVQVAE_NAME or row.get('status') != 'ok' or not model_config:
+        if row.get('method') != SHRVQVAE_METHOD.display_name or row.get('status') != 'ok' or not model_config:
             continue
         code = compression_ratio(model_config)
         rows.append({'config': row['config'], 'layers': code['layers'], 'codebook_size': code['codebook_size'],

@@ -3,7 +3,8 @@
 Config files are flat Python files in OpenSTL's style (``method = 'SHRVQVAE'`` then keys, no imports), read
 with mmengine's ``Config`` so OpenSTL's own ``load_config`` reads the same files. Keys are checked: a key no
 component reads is a typo until proven otherwise, so it is an error that names it and suggests the nearest
-known key.
+known key. A registered method's keys are derived from the code that reads them
+(:attr:`~openstl_hrvq.method_registry.MethodSpec.config_keys`), never listed by hand.
 """
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.api.validation import check_values
 from openstl_hrvq.datasets import dataset_parameters
 from openstl_hrvq.errors import ConfigError, MissingFileError, UnknownKeyError
-from openstl_hrvq.methods import METHOD_KEYS
-from openstl_hrvq.models import SHRVQVAE_Model
+from openstl_hrvq.method_registry import find_method
 
 #: Keys that may appear in a dataset's parameters (OpenSTL's and the plugin's).
 DATASET_KEYS = ('in_shape', 'pre_seq_length', 'aft_seq_length', 'total_length', 'data_name', 'metrics',
@@ -47,17 +47,14 @@ def load_config_file(path: str) -> dict:
 def known_keys(method: str, file_keys: Iterable[str] = ()) -> set[str]:
     """The keys a config for ``method`` may hold.
 
-    For the plugin's own method these are the runner's, the datasets', the method's and the model's keys.
+    For a registered method these are the runner's, the datasets' and the method's own keys.
     OpenSTL's methods take model keys this plugin cannot list, so their config file vouches for its own keys.
     """
     keys = set(DEFAULTS) | set(DATASET_KEYS) | {'cfg_options'}
     for params in dataset_parameters.values():
         keys |= set(params)
-    if method.lower() == 'shrvqvae':
-        keys |= set(METHOD_KEYS) | set(SHRVQVAE_Model.MODEL_KEYS)
-    else:
-        keys |= set(file_keys)
-    return keys
+    spec = find_method(method)
+    return keys | (spec.config_keys if spec else set(file_keys))
 
 
 def check_keys(keys: Iterable[str], allowed: set[str], source: str) -> None:
@@ -71,9 +68,10 @@ def check_keys(keys: Iterable[str], allowed: set[str], source: str) -> None:
 
 
 def default_config_path(method: str, dataname: str, root: str = 'configs') -> str:
-    """OpenSTL's convention when no ``-c`` is given: ``configs/<dataname>/<method>.py``."""
-    name = 'shvqvae' if method.lower() == 'shrvqvae' else method
-    return osp.join(root, dataname, f'{name}.py')
+    """OpenSTL's convention when no ``-c`` is given: ``configs/<dataname>/<method>.py`` (a registered method's
+    ``config_stem`` for ``<method>``)."""
+    spec = find_method(method)
+    return osp.join(root, dataname, f'{spec.config_stem if spec else method}.py')
 
 
 def resolve_config(cli: Mapping | None = None) -> dict:

@@ -31,12 +31,12 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api.checkpoints import InterruptCheckpoint, LastCheckpoint, load_checkpoint, resume_checkpoint
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.divergence import DivergenceGuard
-from openstl_hrvq.api.model_info import describe_model
 from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.api.console import quiet_console
 from openstl_hrvq.errors import CheckpointError, ConfigError
+from openstl_hrvq.method_registry import find_method, registered_methods
 from openstl_hrvq.methods import LeaderboardTestMixin
-from openstl_hrvq.methods import method_maps as plugin_methods
+from openstl_hrvq.model_info import describe_model
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,17 @@ warnings.filterwarnings('ignore', message='Using ModelCheckpoint with manual opt
 
 
 def get_method_class(name: str):
-    """The method class for ``name``: the plugin's, or OpenSTL's scored by the plugin's test code."""
+    """The method class for ``name``: a registered one, or OpenSTL's scored by the plugin's test code."""
+    spec = find_method(name)
+    if spec:
+        return spec.method_class
     key = name.lower()
-    if key in plugin_methods:
-        return plugin_methods[key]
     openstl_methods = openstl_bridge.openstl_method_maps()
     if key not in openstl_methods:
         extra = '' if openstl_methods else ' (OpenSTL is not importable, so its baselines are unavailable)'
+        plugin_methods = {registered.name for registered in registered_methods()}
         raise ConfigError(f"Unknown method '{name}': choose one of "
-                          f"{sorted(set(plugin_methods) | set(openstl_methods))}{extra}.")
+                          f"{sorted(plugin_methods | set(openstl_methods))}{extra}.")
     base = openstl_methods[key]
     return type(base.__name__, (LeaderboardTestMixin, base), {'__module__': __name__})
 
@@ -147,8 +149,8 @@ class Experiment:
         distributed = (isinstance(devices, list) and len(devices) > 1) or int(self.config['num_nodes']) > 1
         if not distributed:
             return 'auto'
-        # The stage schedule freezes whole sub-models, which plain DDP would report as unused parameters.
-        return 'ddp_find_unused_parameters_true' if self.config['method'] == 'shrvqvae' else 'ddp'
+        spec = find_method(self.config['method'])
+        return spec.ddp_strategy if spec else 'ddp'
 
     def _build_trainer(self) -> pl.Trainer:
         config = self.config
@@ -179,9 +181,9 @@ class Experiment:
     def display_method_info(self) -> dict:
         """Log the parameter count and FLOPs (fvcore) of the model, like OpenSTL does before training."""
         config = self.config
-        self.model_info = describe_model(config['method'], self.method.model.to(self.device), config['in_shape'],
-                                         config['pre_seq_length'], device=self.device,
-                                         with_throughput=bool(config.get('fps')))
+        self.model_info = describe_model(self.method.model.to(self.device), config['in_shape'],
+                                         config['pre_seq_length'], openstl_bridge.model_takes_frames(config['method']),
+                                         device=self.device, with_throughput=bool(config.get('fps')))
         log.info('Model info (%s):\n%s\n%s', config['method'], self.model_info['flops_table'],
                  self.model_info['summary'])
         return self.model_info

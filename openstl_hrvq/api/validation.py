@@ -10,6 +10,7 @@ import numbers
 from dataclasses import dataclass
 
 from openstl_hrvq.errors import ConfigError
+from openstl_hrvq.methods import SHRVQVAE_METHOD
 from openstl_hrvq.methods.shrvqvae import PRIOR_LOSS_FRAMES
 from openstl_hrvq.methods.stage_schedule import STAGES
 from openstl_hrvq.models.st_pixelcnn import DECODE_ORDERS, MAX_PATH_ROWS
@@ -90,8 +91,9 @@ def _fail(key: str, value, expected: str) -> None:
 
 def check_values(config: dict) -> None:
     """Raise one :class:`ConfigError` for the first value outside its key's range (see the rule tables)."""
+    shrvqvae = SHRVQVAE_METHOD.is_named(config.get('method'))
     rules = dict(RUNNER_RULES)
-    if config.get('method', '').lower() == 'shrvqvae':
+    if shrvqvae:
         rules.update(SHRVQVAE_RULES)
     for key, rule in rules.items():
         if key in config and not rule.accepts(config[key]):
@@ -100,7 +102,7 @@ def check_values(config: dict) -> None:
     if not (isinstance(shape, (list, tuple)) and len(shape) == 4
             and all(COUNT.accepts(size) for size in shape)):
         _fail('in_shape', shape, 'four positive integers [T, C, H, W]')
-    if config.get('method', '').lower() == 'shrvqvae':
+    if shrvqvae:
         _check_shrvqvae(config)
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api.config import load_config_file
-from openstl_hrvq.methods import method_maps as plugin_methods
+from openstl_hrvq.api.parser import DEFAULTS
+from openstl_hrvq.method_registry import find_method
 
 #: OpenSTL baselines by short name: their config file under ``<OpenSTL>/configs/<dataname>/``.
 OPENSTL_BASELINES = {
@@ -21,8 +22,8 @@ OPENSTL_BASELINES = {
     'tau': 'TAU.py',
 }
 
-#: How methods are named in the table.
-DISPLAY_NAMES = {'shrvqvae': 'S-HR-VQVAE', 'simvp': 'SimVP'}
+#: How OpenSTL's methods are named in the table (a registered method's registration names it).
+OPENSTL_DISPLAY_NAMES = {'simvp': 'SimVP'}
 SIMVP_V2_TYPE = 'gsta'
 
 
@@ -48,7 +49,8 @@ class Entry:
 
 
 def display_name(method: str, model_type: str | None = None) -> str:
-    name = DISPLAY_NAMES.get(method.lower(), method)
+    spec = find_method(method)
+    name = spec.display_name if spec else OPENSTL_DISPLAY_NAMES.get(method.lower(), method)
     if method.lower() == 'simvp' and (model_type or '').lower() == SIMVP_V2_TYPE:
         return 'SimVPv2 (gSTA)'
     return f'{name} ({model_type})' if model_type else name
@@ -68,9 +70,9 @@ def config_entry(path: str) -> Entry:
         raise FileNotFoundError(f'Config file {path!r} does not exist: pass existing files with --configs, '
                                 f'e.g. configs/mmnist/shvqvae.py.')
     config = load_config_file(path)
-    method = str(config.get('method') or 'SHRVQVAE')
+    method = str(config.get('method') or DEFAULTS['method'])
     label = osp.splitext(osp.basename(path))[0]
-    is_plugin = method.lower() in plugin_methods
+    is_plugin = find_method(method) is not None
     reason = None
     if not is_plugin and not openstl_bridge.openstl_available():
         reason = f'{method} is an OpenSTL method and OpenSTL is not importable (install it from its git repository)'

@@ -21,6 +21,7 @@ from openstl_hrvq.benchmark.runner import Budget, CostProtocol, EntryRun, entry_
 from openstl_hrvq.benchmark.scoring import (leaderboard_metrics, lpips_unavailable_reason, score_predictions,
                                            table_scores)
 from openstl_hrvq.benchmark.table import read_rows, write_tables
+from openstl_hrvq.method_registry import find_method
 from openstl_hrvq.models.shrvqvae_model import describe_decoding
 from openstl_hrvq.references import reference_predictions
 from openstl_hrvq.visualization import animation_frames, prediction_grid, save_animation, save_image
@@ -137,6 +138,12 @@ def decoding_keys(spec: str) -> dict:
     raise ValueError(f"Unknown decoding {spec!r}: use 'argmax' or 'meanN' with N >= 2 (e.g. mean8).")
 
 
+def takes_decodings(method: str) -> bool:
+    """Whether ``method`` is a registered method whose config keys select its decoding (:func:`decoding_keys`)."""
+    registered = find_method(method)
+    return registered is not None and set(decoding_keys('argmax')) <= registered.config_keys
+
+
 def decoding_variant(entry: Entry, spec: str) -> Entry:
     """The row that tests ``entry``'s checkpoint with the decoding ``spec`` (see :func:`decoding_keys`)."""
     return Entry(f'{entry.label}_{spec}', entry.config_file, entry.method, entry.display, entry.source)
@@ -195,7 +202,7 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
                      'metrics': leaderboard_metrics(lpips_reason is None)}
         runs = [(entry, run_entry(entry, entry_config(entry, budget, out_dir, overrides), options.load,
                                   options.checkpoints.get(entry.label), options.protocol))]
-        for spec in options.decodings if entry.method.lower() == 'shrvqvae' else ():
+        for spec in options.decodings if takes_decodings(entry.method) else ():
             keys = decoding_keys(spec)
             if describe_decoding(**keys) == runs[0][1].decoding:
                 continue

@@ -2,7 +2,7 @@
 
 Every entry, the plugin's and OpenSTL's alike, goes through :class:`openstl_hrvq.api.Experiment` with the
 same data, seed, device and budget overrides, and is measured by the same functions of
-:mod:`openstl_hrvq.api.model_info` (parameters, fvcore FLOPs of one sample, throughput at one batch size).
+:mod:`openstl_hrvq.model_info` (parameters, fvcore FLOPs of one sample, throughput at one batch size).
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from openstl_hrvq.api import Experiment, resolve_config
-from openstl_hrvq.api.model_info import describe_model
 from openstl_hrvq.benchmark.entries import Entry
+from openstl_hrvq.model_info import describe_model
+from openstl_hrvq.openstl_bridge import model_takes_frames
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ def checkpoint_path(save_dir: str, given: str | None = None) -> str:
 
 def measure_cost(method: str, model, config: dict, device: str, protocol: CostProtocol) -> dict:
     """Parameters, FLOPs of one sample (fvcore) and throughput (sequences/s) of ``model`` on ``device``."""
-    info = describe_model(method, model.to(device), config['in_shape'], config['pre_seq_length'], device=device,
-                          with_throughput=True, batch=protocol.batch, repeats=protocol.repeats)
+    info = describe_model(model.to(device), config['in_shape'], config['pre_seq_length'], model_takes_frames(method),
+                          device=device, with_throughput=True, batch=protocol.batch, repeats=protocol.repeats)
     return {key: info[key] for key in ('params', 'flops', 'throughput')}
 
 

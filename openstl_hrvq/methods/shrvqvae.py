@@ -33,11 +33,8 @@ log = logging.getLogger(__name__)
 #: Which frames the prior's cross-entropy scores: the predicted ones (paper) or every frame after the first.
 PRIOR_LOSS_FRAMES = ('future', 'all')
 
-#: Config keys read by the method itself (the model reads ``SHRVQVAE_Model.MODEL_KEYS``).
-METHOD_KEYS = ('vq_epochs', 'prior_epochs', 'joint_epochs', 'vq_lr', 'prior_lr', 'joint_lr', 'joint_lambda',
-               'vq_frames', 'prior_loss_frames', 'prior_resample_prob', 'prior_resample_temperature',
-               'prior_resample_rounds', 'prior_layer_weights', 'lr', 'sched', 'min_lr', 'warmup_epoch', 'weight_decay', 'opt_betas', 'opt_eps', 'clip_grad',
-               'metrics', 'pre_seq_length', 'aft_seq_length', 'epoch')
+# The method's own config keys are TrainingConfig's fields (training_config.py): a key it starts reading is a
+# field added there, else the unknown-key check rejects it.
 
 
 class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):

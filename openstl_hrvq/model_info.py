@@ -1,7 +1,9 @@
 """Parameter counts, FLOPs (fvcore, as OpenSTL reports them) and inference throughput of a model.
 
 One protocol for every method, so a comparison table compares like with like: FLOPs of one forward pass on
-one sample of shape (1, T_in, C, H, W), throughput in sequences per second on the current device.
+one sample of shape (1, T_in, C, H, W), throughput in sequences per second on the current device. It knows
+models, not methods: whether a method's model takes the input frames alone is its caller's to say (the
+registration for the plugin's methods, :func:`openstl_hrvq.openstl_bridge.model_takes_frames`).
 """
 from __future__ import annotations
 
@@ -12,9 +14,6 @@ import torch
 from fvcore.nn import FlopCountAnalysis, flop_count_table
 
 log = logging.getLogger(__name__)
-
-#: OpenSTL methods whose model takes the input frames as its only argument (others need extra tensors).
-FRAME_INPUT_METHODS = ('shrvqvae', 'simvp', 'tau', 'mmvp', 'wast')
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -65,21 +64,22 @@ def measure_throughput(model: torch.nn.Module, sample: torch.Tensor, batch: int 
     return repeats * batch / elapsed
 
 
-def describe_model(method_name: str, model: torch.nn.Module, in_shape, pre_seq_length: int,
-                   device='cpu', with_throughput: bool = False, batch: int = 16, repeats: int = 5) -> dict:
+def describe_model(model: torch.nn.Module, in_shape, pre_seq_length: int, frame_input: bool, device='cpu',
+                   with_throughput: bool = False, batch: int = 16, repeats: int = 5) -> dict:
     """Parameters, FLOPs and (optionally) throughput of an OpenSTL-style model, with a printable summary.
 
-    FLOPs and throughput are measured only for models that take the input frames alone
-    (:data:`FRAME_INPUT_METHODS`); throughput with :func:`measure_throughput`'s ``batch`` and ``repeats``.
+    FLOPs and throughput are measured only when ``frame_input`` says the model takes the input frames
+    ``(B, T_in, C, H, W)`` alone (others need extra tensors); throughput with :func:`measure_throughput`'s
+    ``batch`` and ``repeats``.
     """
     info = {'params': count_parameters(model), 'flops': None, 'flops_table': '', 'throughput': None}
-    if method_name.lower() in FRAME_INPUT_METHODS:
+    if frame_input:
         sample = dummy_input(in_shape, pre_seq_length, device=device)
         info['flops'], info['flops_table'] = count_flops(model, sample)
         if with_throughput:
             info['throughput'] = measure_throughput(model, sample, batch=batch, repeats=repeats)
     else:
-        log.info('FLOPs are not counted for %s: its model takes more than the input frames.', method_name)
+        log.info('FLOPs are not counted for %s: it takes more than the input frames.', type(model).__name__)
     lines = [f'Parameters: {info["params"] / 1e6:.3f} M']
     if info['flops'] is not None:
         lines.append(f'FLOPs per sample (fvcore, input {tuple(sample.shape)}): {info["flops"] / 1e9:.3f} G')
