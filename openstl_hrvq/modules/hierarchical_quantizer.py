@@ -55,6 +55,18 @@ class _TreeAssignment:
     codewords: list  # (N, D) float32 e^i (graph to the codebook kept)
 
 
+@torch.no_grad()
+def _nearest_child(residual: Tensor, parent: Tensor, book: Tensor) -> Tensor:
+    """Tree selection at one layer: the local index ``(N,)`` of the child of each vector's parent nearest to it.
+
+    Args:
+        residual: ``(N, D)`` residuals reaching the layer; parent: ``(N,)`` their parent's global index;
+        book: ``(P, M, D)`` the layer's codebooks, one per parent. Only the parent's own M children are
+            compared, which is what makes the quantizer a tree rather than a flat residual VQ.
+    """
+    return (residual.unsqueeze(1) - book[parent]).pow(2).sum(-1).argmin(1)
+
+
 def _distributed_world() -> int:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
@@ -174,10 +186,7 @@ class HierarchicalResidualQuantizer(nn.Module):
         parent = torch.zeros(flat.shape[0], dtype=torch.long, device=flat.device)
         for layer in range(self.num_layers):
             book = self.codebooks[layer].float()
-            with torch.no_grad():
-                children = book.detach()[parent]  # (N, M, D): only the parent's own codebook
-                distance = (residual.detach().unsqueeze(1) - children).pow(2).sum(-1)  # (N, M)
-                local = distance.argmin(1)
+            local = _nearest_child(residual.detach(), parent, book.detach())
             global_ = parent * M + local
             codeword = book.reshape(-1, self.dim)[global_]
             tree.residuals.append(residual)
@@ -353,9 +362,8 @@ class HierarchicalResidualQuantizer(nn.Module):
             book.data.copy_(candidates)
             self._cluster_size(layer).fill_(1.0)
             self._embed_sum(layer).copy_(candidates)
-            children = candidates[parent]
-            local = (residual.unsqueeze(1) - children).pow(2).sum(-1).argmin(1)
-            residual = residual - children[torch.arange(residual.shape[0], device=flat.device), local]
+            local = _nearest_child(residual, parent, candidates)
+            residual = residual - candidates[parent, local]
             parent = parent * M + local
         self.initialized.fill_(True)
         logger.debug('Initialised %d codebook layers from %d latent vectors.', self.num_layers, flat.shape[0])
