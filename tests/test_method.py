@@ -6,7 +6,8 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from openstl_hrvq.methods import SHRVQVAE, StageSchedule
+from openstl_hrvq.errors import ConfigError
+from openstl_hrvq.methods import SHRVQVAE, StageSchedule, TrainingConfig
 from tests.helpers import TINY_MODEL, square_loaders
 
 
@@ -107,7 +108,7 @@ def test_joint_loss_decodes_the_rollout_the_model_predicts_at_test_time(tmp_path
 
     def decoder_gradient(codes):
         vqvae.decoder.zero_grad()
-        (method.joint_lambda * F.mse_loss(vqvae.decode_indices(codes), batch_y)).backward()
+        (method.training_config.joint_lambda * F.mse_loss(vqvae.decode_indices(codes), batch_y)).backward()
         return [p.grad.clone() for p in vqvae.decoder.parameters()]
 
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(decoder_grad, decoder_gradient(rollout)))
@@ -165,3 +166,15 @@ def test_vq_frames_trains_the_tokenizer_on_distinct_frames_of_each_clip(tmp_path
     assert torch.equal(seen[0], clips)
     with pytest.raises(ValueError, match='vq_frames must be a positive integer'):
         make_method(tmp_path, vq_frames=0)
+
+
+def test_training_config_takes_defaults_for_unset_keys_and_rejects_bad_values():
+    """The method's training keys: None (the runner's "unset") gives the default, a stage lr overrides lr."""
+    config = TrainingConfig.from_config({'lr': None, 'prior_lr': 2e-3, 'sched': 'Cosine', 'opt_betas': [0.5, 0.9],
+                                         'in_shape': (10, 1, 64, 64)})
+    assert (config.lr, config.stage_lr('prior'), config.stage_lr('vq')) == (3e-4, 2e-3, 3e-4)
+    assert config.sched == 'cosine' and config.opt_betas == (0.5, 0.9) and config.joint_lambda == 0.11
+    with pytest.raises(ConfigError, match="Unknown sched 'linear'"):
+        TrainingConfig.from_config({'sched': 'linear'})
+    with pytest.raises(ConfigError, match='prior_resample_rounds must be a positive integer'):
+        TrainingConfig.from_config({'prior_resample_rounds': 0})

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from openstl_hrvq.errors import ConfigError
 from openstl_hrvq.methods import SHRVQVAE_METHOD
-from openstl_hrvq.methods.shrvqvae import PRIOR_LOSS_FRAMES
+from openstl_hrvq.methods.training_config import PRIOR_LOSS_FRAMES, SCHEDULES
 from openstl_hrvq.methods.stage_schedule import STAGES
-from openstl_hrvq.models.st_pixelcnn import DECODE_ORDERS, MAX_PATH_ROWS
+from openstl_hrvq.models.st_pixelcnn import DECODE_ORDERS
+from openstl_hrvq.modules.path_embedding import MAX_PATH_ROWS
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ SHRVQVAE_RULES = {
     'joint_lambda': Rule(float, 0), 'vq_frames': Rule(int, 1, optional=True),
     'prior_loss_frames': Rule(choices=PRIOR_LOSS_FRAMES), 'prior_resample_prob': Rule(float, 0, 1),
     'prior_resample_rounds': COUNT, 'prior_resample_temperature': POSITIVE,
-    'sched': Rule(choices=('constant', 'none', 'cosine', 'onecycle', None)),
+    'sched': Rule(choices=SCHEDULES + (None,)),
     'vq_layers': COUNT, 'vq_codebook_size': Rule(int, 2), 'vq_latent_dim': COUNT, 'vq_hidden': COUNT,
     'vq_res_hidden': COUNT, 'vq_res_blocks': Rule(int, 0), 'vq_beta': Rule(float, 0), 'vq_ema': Rule(bool),
     'vq_decay': Rule(float, 0, 1), 'prior_hidden': Rule(int, 2), 'prior_blocks': COUNT, 'prior_heads': COUNT,

@@ -23,18 +23,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from openstl_hrvq.errors import ConfigError
 from openstl_hrvq.methods.evaluation import LeaderboardTestMixin
 from openstl_hrvq.methods.stage_schedule import STAGES, StageSchedule
+from openstl_hrvq.methods.training_config import TrainingConfig
 from openstl_hrvq.models import SHRVQVAE_Model
 
 log = logging.getLogger(__name__)
 
-#: Which frames the prior's cross-entropy scores: the predicted ones (paper) or every frame after the first.
-PRIOR_LOSS_FRAMES = ('future', 'all')
-
-# The method's own config keys are TrainingConfig's fields (training_config.py): a key it starts reading is a
-# field added there, else the unknown-key check rejects it.
 
 
 class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
@@ -53,22 +48,7 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         self.automatic_optimization = False
         self.model = SHRVQVAE_Model(**config)
         self.schedule = StageSchedule.from_config(config)
-        self.joint_lambda = float(config.get('joint_lambda', 0.11))
-        self.vq_frames = config.get('vq_frames')
-        if self.vq_frames is not None and (not isinstance(self.vq_frames, int) or self.vq_frames < 1):
-            raise ConfigError(f'vq_frames must be a positive integer (frames per clip the tokenizer trains on) '
-                              f'or None for every frame, got {self.vq_frames!r}.')
-        self.prior_loss_frames = config.get('prior_loss_frames', 'future')
-        if self.prior_loss_frames not in PRIOR_LOSS_FRAMES:
-            raise ConfigError(f'prior_loss_frames must be one of {PRIOR_LOSS_FRAMES}, got {self.prior_loss_frames!r}.')
-        self.prior_resample_prob = float(config.get('prior_resample_prob') or 0.0)
-        if not 0.0 <= self.prior_resample_prob <= 1.0:
-            raise ConfigError(f'prior_resample_prob must lie in [0, 1], got {self.prior_resample_prob}.')
-        self.prior_resample_temperature = float(config.get('prior_resample_temperature', 1.0))
-        self.prior_resample_rounds = config.get('prior_resample_rounds', 1)
-        if not isinstance(self.prior_resample_rounds, int) or self.prior_resample_rounds < 1:
-            raise ConfigError(f'prior_resample_rounds must be a positive integer, got {self.prior_resample_rounds!r}.')
-        self.prior_layer_weights = config.get('prior_layer_weights')
+        self.training_config = TrainingConfig.from_config(config)
         self.stage = None          # set by the first training batch, from the (possibly restored) epoch
         self._announced_stage = None
         self.test_outputs = []
@@ -118,31 +98,26 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
 
     def _make_scheduler(self, optimizer, stage: str):
         """The stage's learning-rate schedule over its own steps (``sched``: constant, cosine or onecycle)."""
-        name = (self.hparams.get('sched') or 'constant').lower()
+        name = self.training_config.sched
         steps = self._stage_steps(stage)
         if name in ('constant', 'none'):
             return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         if name == 'cosine':
-            min_ratio = float(self.hparams.get('min_lr') or 0.0) / optimizer.defaults['lr']
+            min_ratio = float(self.training_config.min_lr) / optimizer.defaults['lr']
             return torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda step: min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
-        if name == 'onecycle':
-            return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.defaults['lr'], total_steps=steps + 1)
-        raise ConfigError(f"Unknown sched {name!r} for SHRVQVAE: use 'constant', 'cosine' or 'onecycle'.")
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.defaults['lr'], total_steps=steps + 1)
 
     def configure_optimizers(self):
         """One Adam per stage (paper: lr 3e-4 for both parts), in the order of :data:`STAGES`."""
         vqvae, prior = self.model.vqvae, self.model.prior
         params = {'vq': list(vqvae.parameters()), 'prior': list(prior.parameters()),
                   'joint': list(prior.parameters()) + list(vqvae.decoder.parameters())}
-        base_lr = float(self.hparams.get('lr') or 3e-4)
-        betas = tuple(self.hparams.get('opt_betas') or (0.9, 0.999))
+        config = self.training_config
         optimizers, schedulers = [], []
         for stage in STAGES:
-            lr = float(self.hparams.get(f'{stage}_lr') or base_lr)
-            optimizer = torch.optim.Adam(params[stage], lr=lr, betas=betas,
-                                         eps=float(self.hparams.get('opt_eps') or 1e-8),
-                                         weight_decay=float(self.hparams.get('weight_decay') or 0.0))
+            optimizer = torch.optim.Adam(params[stage], lr=float(config.stage_lr(stage)), betas=config.opt_betas,
+                                         eps=float(config.opt_eps), weight_decay=float(config.weight_decay))
             optimizers.append(optimizer)
             schedulers.append({'scheduler': self._make_scheduler(optimizer, stage), 'interval': 'step'})
         return optimizers, schedulers
@@ -152,7 +127,7 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         optimizer = self.optimizers()[index]
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        clip = self.hparams.get('clip_grad')
+        clip = self.training_config.clip_grad
         if clip:
             self.clip_gradients(optimizer, gradient_clip_val=float(clip), gradient_clip_algorithm='norm')
         optimizer.step()
@@ -167,8 +142,9 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         frames costs n / T of the compute and, on Moving MNIST, reconstructs as well after the same number
         of steps (4 of 20 frames: recon MSE 0.0033 vs 0.0034 per pixel after 192 steps, 4.4x faster).
         """
-        if self.vq_frames is not None and self.vq_frames < frames.shape[1]:
-            chosen = torch.rand(frames.shape[:2], device=frames.device).argsort(dim=1)[:, :self.vq_frames]
+        vq_frames = self.training_config.vq_frames
+        if vq_frames is not None and vq_frames < frames.shape[1]:
+            chosen = torch.rand(frames.shape[:2], device=frames.device).argsort(dim=1)[:, :vq_frames]
             frames = frames[torch.arange(frames.shape[0], device=frames.device)[:, None], chosen]
         out = self.model.vqvae(frames)
         logs = {'recon_loss': out.recon_loss, 'vq_loss': out.vq_loss}
@@ -192,14 +168,14 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
 
     def _prior_cross_entropy(self, indices: torch.Tensor) -> torch.Tensor:
         """Eq. 7 on the codes ``(B, T, L, h, w)``, with the configured loss frames and history resampling."""
-        prior = self.model.prior
+        prior, config = self.model.prior, self.training_config
         history = None
-        if self.prior_resample_prob > 0:
+        if config.prior_resample_prob > 0:
             with torch.no_grad():
-                history = prior.resample_history(indices, self.prior_resample_prob, self.prior_resample_temperature,
-                                                 self.prior_resample_rounds)
-        first_frame = 1 if self.prior_loss_frames == 'all' else self.hparams.pre_seq_length
-        return prior.loss(indices, first_frame, history=history, layer_weights=self.prior_layer_weights)
+                history = prior.resample_history(indices, config.prior_resample_prob,
+                                                 config.prior_resample_temperature, config.prior_resample_rounds)
+        first_frame = 1 if config.prior_loss_frames == 'all' else self.hparams.pre_seq_length
+        return prior.loss(indices, first_frame, history=history, layer_weights=config.prior_layer_weights)
 
     def joint_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Stage ``joint`` (eq. 9): L_prior + lambda * ||x - D(e_C(predicted codes))||^2, frames (B, T, C, H, W).
@@ -216,7 +192,7 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         prior_loss = self._prior_cross_entropy(indices)
         decoded = self.model.differentiable_rollout(indices[:, :num_context])
         recon = F.mse_loss(decoded, frames[:, num_context:])
-        return prior_loss + self.joint_lambda * recon, {'prior_ce': prior_loss, 'pred_recon_loss': recon}
+        return prior_loss + self.training_config.joint_lambda * recon, {'prior_ce': prior_loss, 'pred_recon_loss': recon}
 
     def training_step(self, batch, batch_idx):
         batch_x, batch_y = batch
