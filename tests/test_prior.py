@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from openstl_hrvq.models import STPixelCNN
+from openstl_hrvq.models.st_pixelcnn import DECODE_ORDERS
 from openstl_hrvq.modules.attention import CausalSpatioTemporalAttention
 
-ORDERS = ('raster', 'parallel')
+ORDERS = DECODE_ORDERS
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +49,15 @@ def successors(order, token, shape):
     return [(t + 1, 0, r, c)] if t + 1 < frames else []
 
 
+#: Architecture options that add paths through which a token could leak: full-resolution trunk blocks.
+DEEPER = dict(local_blocks=2)
+
+
 @pytest.mark.parametrize('order', ORDERS)
-def test_causality_by_perturbation(order):
+@pytest.mark.parametrize('options', [{}, DEEPER], ids=['default', 'local-blocks'])
+def test_causality_by_perturbation(order, options):
     """Perturbing any token changes no logit of a token at or before it in `order`, but changes later ones."""
-    prior = tiny_prior(decode_order=order)
+    prior = tiny_prior(decode_order=order, **options)
     shape = (3, 3, 5, 4)                      # odd height exercises the trunk's padding
     indices = torch.randint(0, 4, (1, *shape))
     with torch.no_grad():
@@ -87,9 +93,10 @@ def naive_predict(prior, context, num_future):
 
 
 @pytest.mark.parametrize('order', ORDERS)
-def test_cached_predict_equals_naive_predict(order):
+@pytest.mark.parametrize('options', [{}, DEEPER], ids=['default', 'local-blocks'])
+def test_cached_predict_equals_naive_predict(order, options):
     """predict() with its trunk state and receptive-field crops decodes exactly what full recomputation does."""
-    prior = tiny_prior(num_layers=2, decode_order=order)
+    prior = tiny_prior(num_layers=2, decode_order=order, **options)
     context = torch.randint(0, 4, (2, 3, 2, 4, 5))
     with torch.no_grad():
         expected = naive_predict(prior, context, 2)

@@ -80,6 +80,7 @@ SHRVQVAE_RULES = {
     'vq_layers': COUNT, 'vq_codebook_size': Rule(int, 2), 'vq_latent_dim': COUNT, 'vq_hidden': COUNT,
     'vq_res_hidden': COUNT, 'vq_res_blocks': Rule(int, 0), 'vq_beta': Rule(float, 0), 'vq_ema': Rule(bool),
     'vq_decay': Rule(float, 0, 1), 'prior_hidden': Rule(int, 2), 'prior_blocks': COUNT, 'prior_heads': COUNT,
+    'prior_local_blocks': Rule(int, 0),
     'prior_kernel': Rule(int, 3), 'decode_order': Rule(choices=DECODE_ORDERS), 'sample_temperature': Rule(float, 0),
     'decoding_samples': COUNT,
 }
