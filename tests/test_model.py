@@ -144,3 +144,13 @@ def test_teacher_forced_cost_counts_what_prediction_runs():
     assert predicted > 0 and abs(stand_in - predicted) <= 1e-6 * predicted
     raster = SHRVQVAE_Model(**dict(TINY, decode_order='raster'))
     assert isinstance(raster.flop_counting_module(), TeacherForcedCost)
+
+
+def test_prior_local_blocks_add_full_resolution_blocks_to_the_trunk():
+    """`prior_local_blocks` reaches the prior: that many gated blocks at full token resolution, their weights
+    counted, and the prediction still has OpenSTL's shape."""
+    base = SHRVQVAE_Model(**TINY)
+    deeper, prediction = predict(dict(TINY, prior_local_blocks=2), batch_size=2)
+    assert len(base.prior.trunk.local_blocks) == 0 and len(deeper.prior.trunk.local_blocks) == 2
+    assert count_parameters(deeper) - count_parameters(base) == count_parameters(deeper.prior.trunk.local_blocks) > 0
+    check_prediction(prediction, (2, 2, 1, 16, 16))

@@ -16,8 +16,8 @@ class SHRVQVAE_Model(nn.Module):
     """Video predictor of S-HR-VQVAE: encode the inputs to tree indices, predict the future indices
     with the prior, decode them to frames.
 
-    Built from a flat config dict in OpenSTL's style; keys it does not read (see ``MODEL_KEYS``) are
-    ignored so a whole OpenSTL config can be passed. Defaults are the Moving-MNIST configuration
+    Built from a flat config dict in OpenSTL's style; keys it does not read (its arguments are its config
+    keys) are ignored so a whole OpenSTL config can be passed. Defaults are the Moving-MNIST configuration
     (3 layers, M = 4, latent 16x16x4).
 
     Args:
@@ -34,16 +34,11 @@ class SHRVQVAE_Model(nn.Module):
             what MSE rewards, where the argmax rollout commits to one guess per position.
     """
 
-    MODEL_KEYS = ('in_shape', 'pre_seq_length', 'aft_seq_length', 'vq_layers', 'vq_codebook_size',
-                  'vq_latent_dim', 'vq_hidden', 'vq_res_hidden', 'vq_res_blocks', 'vq_beta', 'vq_ema',
-                  'vq_decay', 'prior_hidden', 'prior_blocks', 'prior_heads', 'prior_kernel', 'decode_order',
-                  'sample_temperature', 'decoding_samples')
-
     def __init__(self, in_shape: Sequence[int], pre_seq_length: int | None = None,
                  aft_seq_length: int | None = None, vq_layers: int = 3, vq_codebook_size: int = 4,
                  vq_latent_dim: int = 4, vq_hidden: int = 48, vq_res_hidden: int = 24, vq_res_blocks: int = 2,
                  vq_beta: float = 0.25, vq_ema: bool = True, vq_decay: float = 0.99, prior_hidden: int = 64,
-                 prior_blocks: int = 4, prior_heads: int = 4, prior_kernel: int = 3,
+                 prior_blocks: int = 4, prior_heads: int = 4, prior_kernel: int = 3, prior_local_blocks: int = 0,
                  decode_order: str = 'parallel', sample_temperature: float = 0.0, decoding_samples: int = 1,
                  **unused_config):
         super().__init__()
@@ -69,7 +64,7 @@ class SHRVQVAE_Model(nn.Module):
         self.prior = STPixelCNN(num_layers=vq_layers, codebook_size=vq_codebook_size,
                                 hidden_channels=prior_hidden, num_blocks=prior_blocks, num_heads=prior_heads,
                                 kernel_size=prior_kernel, max_frames=self.pre_seq_length + self.aft_seq_length,
-                                decode_order=decode_order)
+                                decode_order=decode_order, local_blocks=prior_local_blocks)
 
     def _check_input(self, batch_x: Tensor) -> None:
         expected = (self.pre_seq_length, *self.in_shape[1:])
@@ -88,7 +83,7 @@ class SHRVQVAE_Model(nn.Module):
         return describe_decoding(self.sample_temperature, self.decoding_samples)
 
     def flop_counting_module(self) -> nn.Module:
-        """The module whose traced forward fvcore counts FLOPs on (see ``api.model_info.count_flops``).
+        """The module whose traced forward fvcore counts FLOPs on (see ``openstl_hrvq.model_info.count_flops``).
 
         Tracing raster decoding unrolls its loop over every position, layer and frame (minutes on a CPU for
         one count); :class:`TeacherForcedCost` evaluates the same layers once per token in one pass instead.
