@@ -17,6 +17,9 @@ prior_hidden = 64
 prior_blocks = 4
 prior_heads = 4
 prior_kernel = 3
+# two gated causal 3D blocks at full token resolution in the trunk's local path (nonlinear motion features where
+# the tokens are; measured better at this budget, see README)
+prior_local_blocks = 2
 decode_order = 'parallel'
 # decoding: the mean of 8 rollouts sampled at T = 1 (an estimate of the conditional mean, which MSE rewards),
 # not the paper's argmax rollout; `--cfg-options sample_temperature=0.0 decoding_samples=1` gives argmax.
@@ -25,8 +28,8 @@ decoding_samples = 8
 # stage schedule (epochs; scaled proportionally when --epoch changes the total). The tokenizer trains on
 # 4 random frames of each clip per step: as good after the same steps, at a fifth of the cost.
 vq_frames = 4
-vq_epochs = 3
-prior_epochs = 4
+vq_epochs = 2
+prior_epochs = 5
 joint_epochs = 0
 # the prior's cross-entropy on every frame after the first, not only the 10 future ones: 19 next-frame
 # targets per clip instead of 10 for the same trunk pass (measured better at this budget, see README)
