@@ -215,7 +215,7 @@ def test_quality_preset_is_the_equal_budget_comparison_and_flags_beside_it_win(m
     budget = seen['budget']
     assert (budget.epoch, budget.train_size, budget.test_size, budget.seed) == (7, 1024, 256, 1)
     assert seen['options'].overrides['SimVP_gSTA'] == {'hid_S': 16, 'hid_T': 64, 'N_T': 4, 'lr': 0.001, 'epoch': 3}
-    assert seen['options'].decodings == ('argmax',) and seen['options'].cfg_options['limit_val_batches'] == 4
+    assert seen['options'].decodings == ('argmax', 'mean16') and seen['options'].cfg_options['limit_val_batches'] == 4
 
 
 def test_preset_overrides_of_an_entry_left_out_are_dropped(monkeypatch):
