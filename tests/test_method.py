@@ -23,6 +23,8 @@ def test_schedule_boundaries():
     assert schedule.first_epoch('prior') == 2 and schedule.first_epoch('joint') == 5
     disjoint = StageSchedule(vq_epochs=1, prior_epochs=2)
     assert [disjoint.stage_at(e) for e in range(4)] == ['vq', 'prior', 'prior', 'prior']
+    assert (schedule.final_stage, disjoint.final_stage) == ('joint', 'prior')
+    assert StageSchedule(vq_epochs=2, prior_epochs=0).final_stage == 'vq'
 
 
 def test_schedule_scales_to_budget():

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from openstl_hrvq.api import Experiment, create_parser, resolve_config
+from openstl_hrvq.api.checkpoints import BestCheckpoint
 from openstl_hrvq.api.cli import run
 from openstl_hrvq.api.experiment import choose_accelerator
 from openstl_hrvq.errors import ConfigError
@@ -101,6 +102,60 @@ def test_train_and_test_write_openstl_work_dir(tmp_path):
         assert sum(per_frame[name]) / 4 == pytest.approx(results[f'{name}_mse'], abs=0.1)
     # --test re-scores the best checkpoint without training
     assert run(argv(tmp_path, '--test'))['mse'] == pytest.approx(results['mse'], rel=1e-5)
+
+
+class RisingValidationLoss(pl.LightningModule):
+    """val_loss = epoch (the earliest epoch is best); only epochs from `first_candidate` on may compete."""
+
+    def __init__(self, first_candidate):
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.first_candidate = first_candidate
+
+    @property
+    def checkpoint_candidate(self):
+        return self.current_epoch >= self.first_candidate
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log('val_loss', float(self.current_epoch))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize('first_candidate', [0, 2])
+def test_best_checkpoint_is_chosen_among_the_epochs_the_method_lets_compete(tmp_path, first_candidate):
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(2, 1)), batch_size=2)
+    trainer = pl.Trainer(max_epochs=4, callbacks=[BestCheckpoint(dirpath=tmp_path, filename='best',
+                                                                 monitor='val_loss', mode='min')],
+                         logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(RisingValidationLoss(first_candidate), data, data)
+    assert torch.load(tmp_path / 'best.ckpt', weights_only=False)['epoch'] == first_candidate
+
+
+class RecordCandidates(pl.Callback):
+    """(epoch, checkpoint_candidate) after each validation of training (not the sanity check)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.seen.append((trainer.current_epoch, pl_module.checkpoint_candidate))
+
+
+def test_shrvqvae_lets_only_its_final_stage_compete_for_the_best_checkpoint(tmp_path):
+    config = resolve_config(vars(create_parser().parse_args(argv(tmp_path))))
+    config.update(no_display_method_info=True, vq_epochs=1, prior_epochs=1, joint_epochs=1, epoch=3)
+    experiment = Experiment(config)
+    record = RecordCandidates()
+    experiment.trainer.callbacks.append(record)
+    experiment.train()
+    assert record.seen == [(0, False), (1, False), (2, True)]
+    assert torch.load(osp.join(experiment.ckpt_dir, 'best.ckpt'), weights_only=False)['epoch'] == 2
 
 
 class StopAt(pl.Callback):

@@ -2,7 +2,7 @@
 
 ``checkpoints/`` holds at most three files:
 
-* ``best.ckpt``  -- lowest ``val_loss`` (Lightning's ``ModelCheckpoint``);
+* ``best.ckpt``  -- lowest ``val_loss`` among the epochs the method lets compete (:class:`BestCheckpoint`);
 * ``last.ckpt``  -- the latest state: every ``ckpt_every_n_steps`` steps, at every epoch end and at the end of
   training, so a finished run resumes as finished instead of retraining its tail (:class:`LastCheckpoint`);
 * ``interrupted.ckpt`` -- written when training dies, but only when it holds more progress than the run
@@ -19,7 +19,7 @@ import os.path as osp
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 
 from openstl_hrvq.errors import CheckpointError, DivergedError, MissingFileError
 
@@ -62,6 +62,28 @@ def resume_checkpoint(ckpt_dir: str, given: str | None = None) -> tuple[str, int
         steps[path] = int(_read(path, fix).get('global_step', 0))
     path = max(steps, key=steps.get)
     return path, steps[path]
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (lowest monitored metric), over the epochs whose model may compete.
+
+    A method trained in stages says which epochs hold the model its config asks for with a
+    ``checkpoint_candidate`` attribute (S-HR-VQVAE: the final stage's epochs); the other epochs are skipped, so a
+    config's ``best.ckpt`` is never a model from before its last stage. Methods without the attribute (OpenSTL's
+    baselines) compete in every epoch, as in OpenSTL.
+    """
+
+    @staticmethod
+    def _competes(pl_module: pl.LightningModule) -> bool:
+        return bool(getattr(pl_module, 'checkpoint_candidate', True))
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self._competes(pl_module):
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer, pl_module):
+        if self._competes(pl_module):
+            super().on_validation_end(trainer, pl_module)
 
 
 class LastCheckpoint(Checkpoint):

@@ -24,11 +24,11 @@ import warnings
 import pytorch_lightning as pl
 import torch
 from mmengine.config import Config
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from openstl_hrvq import openstl_bridge
-from openstl_hrvq.api.checkpoints import InterruptCheckpoint, LastCheckpoint, load_checkpoint, resume_checkpoint
+from openstl_hrvq.api.checkpoints import (BestCheckpoint, InterruptCheckpoint, LastCheckpoint, load_checkpoint,
+                                         resume_checkpoint)
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.parser import DEFAULTS
@@ -159,8 +159,8 @@ class Experiment:
         # checkpoint, and it writes a checkpoint even for a run that failed before its first step.
         self.interrupt_checkpoint = InterruptCheckpoint(self.ckpt_dir)
         callbacks = [
-            ModelCheckpoint(dirpath=self.ckpt_dir, filename='best', monitor=config['metric_for_bestckpt'],
-                            mode='min', save_top_k=1, enable_version_counter=False),
+            BestCheckpoint(dirpath=self.ckpt_dir, filename='best', monitor=config['metric_for_bestckpt'],
+                           mode='min', save_top_k=1, enable_version_counter=False),
             LastCheckpoint(self.ckpt_dir, int(config.get('ckpt_every_n_steps') or 0)),
             self.interrupt_checkpoint,
             DivergenceGuard(config['metric_for_bestckpt']),
@@ -239,7 +239,7 @@ class Experiment:
             self.method.load_state_dict(state['state_dict'])
         except RuntimeError as error:
             raise self._mismatch(path, state.get('hyper_parameters') or {}) from error
-        log.info('Testing %s', path)
+        log.info('Testing %s (epoch %s, global step %s)', path, state.get('epoch'), state.get('global_step'))
         self.trainer.test(self.method, self.test_loader)
         results = dict(self.method.test_results)
         results.update({f'{name}_mse': ref['mse'] for name, ref in self.method.test_references.items()})

@@ -12,7 +12,8 @@ lives here, in LightningModule hooks, driven by the config keys ``vq_epochs``, `
 
 Each stage has its own Adam optimizer and learning-rate schedule (manual optimization: Lightning steps one
 optimizer per batch, and every one of them is checkpointed, so a resumed run continues each stage exactly).
-``val_loss`` is always the MSE of really predicted frames, so the best checkpoint is the best predictor.
+``val_loss`` is always the MSE of really predicted frames, so the best checkpoint is the best predictor of
+the final stage (:attr:`SHRVQVAE.checkpoint_candidate`).
 """
 from __future__ import annotations
 
@@ -91,6 +92,17 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
             self._announced_stage = stage
         if stage != self.stage:
             self._set_stage(stage)
+
+    @property
+    def checkpoint_candidate(self) -> bool:
+        """Whether this epoch's model may become ``best.ckpt``: only the final stage's epochs compete.
+
+        An earlier stage's model is not the one the config asks for: a joint config whose joint epochs validate
+        a little worse than its last prior epoch (64 validation sequences are noisy) would otherwise test a
+        disjoint model under the joint config's name, and a joint-vs-disjoint comparison would compare
+        disjoint with disjoint. The runner's :class:`~openstl_hrvq.api.checkpoints.BestCheckpoint` reads this.
+        """
+        return self.schedule.stage_at(self.current_epoch) == self.schedule.final_stage
 
     # ------------------------------------------------------------------ optimisation
     def _stage_steps(self, stage: str) -> int:

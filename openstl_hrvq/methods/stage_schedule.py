@@ -40,6 +40,11 @@ class StageSchedule:
     def total_epochs(self) -> int:
         return sum(self.lengths.values())
 
+    @property
+    def final_stage(self) -> str:
+        """The last stage that trains: the one whose model the config asks for."""
+        return [name for name, length in self.lengths.items() if length > 0][-1]
+
     def stage_at(self, epoch: int) -> str:
         """The stage that trains during 0-based ``epoch`` (epochs past the end stay in the last stage)."""
         end = 0
