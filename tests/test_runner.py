@@ -188,6 +188,16 @@ def test_interrupted_run_resumes_without_repeating_or_losing_steps(tmp_path):
     assert resumed.method.stage == 'prior'
 
 
+def test_a_run_resumed_from_another_checkpoint_tests_what_it_trained(tmp_path):
+    run(argv(tmp_path))
+    start = tmp_path / 'work_dirs' / 'tiny' / 'checkpoints' / 'last.ckpt'
+    continued = run(argv(tmp_path, '--ex_name', 'continued', '--resume', '--ckpt_path', str(start),
+                         '--cfg-options', 'epoch=3', 'prior_epochs=2'))
+    work = tmp_path / 'work_dirs' / 'continued'
+    assert f"Testing {work / 'checkpoints' / 'best.ckpt'} (epoch 2," in next(work.glob('train_*.log')).read_text()
+    assert run(argv(tmp_path, '--ex_name', 'continued', '--test'))['mse'] == pytest.approx(continued['mse'], rel=1e-5)
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     config = resolve_config(vars(create_parser().parse_args(argv(tmp_path, '--resume'))))
     with pytest.raises(FileNotFoundError, match='--resume found no checkpoint'):

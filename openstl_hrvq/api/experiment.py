@@ -27,8 +27,8 @@ from mmengine.config import Config
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from openstl_hrvq import openstl_bridge
-from openstl_hrvq.api.checkpoints import (BestCheckpoint, InterruptCheckpoint, LastCheckpoint, load_checkpoint,
-                                         resume_checkpoint)
+from openstl_hrvq.api.checkpoints import (BEST, BestCheckpoint, InterruptCheckpoint, LastCheckpoint,
+                                         load_checkpoint, resume_checkpoint)
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.parser import DEFAULTS
@@ -231,9 +231,14 @@ class Experiment:
             f'{self.config.get("config_file")}' + (f' ({", ".join(differ[:4])})' if differ else '') +
             f': test it with -c {trained_with}, or pass a checkpoint of this config with --ckpt_path.')
 
+    @property
+    def best_checkpoint(self) -> str:
+        """``checkpoints/best.ckpt`` of this experiment."""
+        return osp.join(self.ckpt_dir, BEST)
+
     def test(self, ckpt_path: str | None = None) -> dict:
         """Test the given checkpoint, else ``--ckpt_path``, else ``checkpoints/best.ckpt``; return the metrics."""
-        path = ckpt_path or self.config.get('ckpt_path') or osp.join(self.ckpt_dir, 'best.ckpt')
+        path = ckpt_path or self.config.get('ckpt_path') or self.best_checkpoint
         state = load_checkpoint(path)
         try:
             self.method.load_state_dict(state['state_dict'])

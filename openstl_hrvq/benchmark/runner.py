@@ -142,7 +142,7 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
         start = time.perf_counter()
         experiment.train()
         train_time, steps = time.perf_counter() - start, int(experiment.trainer.global_step)
-        path = osp.join(experiment.ckpt_dir, 'best.ckpt')
+        path = experiment.best_checkpoint
     experiment.test(path)
     device = experiment.device
     cost = measure_cost(config['method'], experiment.method.model, config, device, protocol)
