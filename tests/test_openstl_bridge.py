@@ -6,8 +6,6 @@ import argparse
 import importlib.util
 import logging
 
-import pytest
-
 from openstl_hrvq import openstl_bridge
 from tests.helpers import TINY_MODEL, square_loaders
 
