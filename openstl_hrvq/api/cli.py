@@ -13,19 +13,13 @@ log = logging.getLogger(__name__)
 
 
 def run(argv=None, test_only: bool = False) -> dict:
-    """Parse OpenSTL's command line, train unless ``--test`` (or ``test_only``), then test; return the metrics.
-
-    After training the test scores the run's own ``best.ckpt``; ``--ckpt_path`` names the checkpoint to test only
-    with ``--test`` (with ``--resume`` it is where training continued from, not its result).
-    """
+    """Parse OpenSTL's command line, train unless ``--test`` (or ``test_only``), then test; return the metrics."""
     config = resolve_config(vars(create_parser().parse_args(argv)))
     config['test'] = bool(config['test'] or test_only)
     experiment = Experiment(config)
-    if config['test']:
-        results = experiment.test()
-    else:
+    if not config['test']:
         experiment.train()
-        results = experiment.test(experiment.best_checkpoint)
+    results = experiment.test()
     log.info('Test metrics: %s', ', '.join(f'{key}={value:.4f}' for key, value in results.items()))
     return results
 

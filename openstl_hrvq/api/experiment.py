@@ -237,8 +237,13 @@ class Experiment:
         return osp.join(self.ckpt_dir, BEST)
 
     def test(self, ckpt_path: str | None = None) -> dict:
-        """Test the given checkpoint, else ``--ckpt_path``, else ``checkpoints/best.ckpt``; return the metrics."""
-        path = ckpt_path or self.config.get('ckpt_path') or self.best_checkpoint
+        """Test the given checkpoint, else ``--ckpt_path`` with ``--test``, else ``checkpoints/best.ckpt``.
+
+        Without ``--test`` the run trains, and ``--ckpt_path`` is where ``--resume`` continued from (possibly another
+        run's checkpoint), not its result: the run's own ``best.ckpt`` is tested. Returns the metrics.
+        """
+        chosen = self.config.get('ckpt_path') if self.config.get('test') else None
+        path = ckpt_path or chosen or self.best_checkpoint
         state = load_checkpoint(path)
         try:
             self.method.load_state_dict(state['state_dict'])

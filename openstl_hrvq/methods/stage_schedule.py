@@ -41,22 +41,23 @@ class StageSchedule:
         return sum(self.lengths.values())
 
     @property
+    def used_stages(self) -> list[str]:
+        """The stages that train (length > 0), in order."""
+        return [name for name, length in self.lengths.items() if length > 0]
+
+    @property
     def final_stage(self) -> str:
         """The last stage that trains: the one whose model the config asks for."""
-        return [name for name, length in self.lengths.items() if length > 0][-1]
+        return self.used_stages[-1]
 
     def stage_at(self, epoch: int) -> str:
         """The stage that trains during 0-based ``epoch`` (epochs past the end stay in the last stage)."""
         end = 0
-        last = None
-        for name, length in self.lengths.items():
-            if length == 0:
-                continue
-            end += length
-            last = name
+        for name in self.used_stages:
+            end += self.lengths[name]
             if epoch < end:
                 return name
-        return last
+        return self.final_stage
 
     def first_epoch(self, stage: str) -> int:
         """The 0-based epoch at which ``stage`` starts."""
@@ -75,7 +76,7 @@ class StageSchedule:
         """
         if total_epochs == self.total_epochs:
             return self
-        used = [name for name, length in self.lengths.items() if length > 0]
+        used = self.used_stages
         if total_epochs < len(used):
             raise ConfigError(f'epoch={total_epochs} is too short for the stages {used}: '
                               f'give at least {len(used)} epochs.')
