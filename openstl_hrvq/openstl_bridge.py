@@ -55,6 +55,11 @@ def openstl_datasets():
     return modules['datasets'] if modules else None
 
 
+def openstl_module(name: str):
+    """``openstl.<name>`` (e.g. ``'datasets.dataloader_moving_mnist'``), or None without OpenSTL."""
+    return importlib.import_module(f'openstl.{name}') if openstl_available() else None
+
+
 def openstl_method_maps() -> dict:
     """OpenSTL's ``method_maps`` (name -> method class), or an empty dict without OpenSTL."""
     modules = _import_openstl()

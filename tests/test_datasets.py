@@ -69,7 +69,7 @@ def test_mmnist_falls_back_to_embedded_digits_with_one_clear_line(tmp_path, capl
     inputs, targets = next(iter(train))
     assert inputs.shape == (4, 10, 1, 64, 64) and targets.shape == (4, 10, 1, 64, 64)
     assert inputs.dtype == torch.float32 and 0 <= inputs.min() and inputs.max() <= 1 and inputs.max() > 0.9
-    assert val is test and len(test.dataset) == 8
+    assert len(test.dataset) == 8 and len(val.dataset) == 8 and val.dataset is not test.dataset
     assert (train.dataset.mean, train.dataset.std, train.dataset.data_name) == (0.0, 1.0, 'mnist')
 
     train_rows = {digit.tobytes() for digit in train.dataset.digits}
@@ -235,7 +235,7 @@ def kth_root(tmp_path_factory):
 def test_kth_windows_follow_openstl_rule(kth_root):
     root, videos = kth_root
     options = {**dataset_parameters['kth'], 'in_shape': [10, 1, 32, 32]}
-    train, val, test = load_data('kth', 2, 2, 0, root, **options)
+    train, val, test = load_data('kth', 2, 2, 0, root, **options, val_from='test')
     for loader, persons in ((train, kth.TRAIN_PERSONS), (test, kth.TEST_PERSONS)):
         expected = sum(_expected_windows(action, numbers) for (action, person), numbers in videos.items()
                        if person in persons)

@@ -6,7 +6,8 @@
 
 Each (method, training set) trains through the plugin's runner from ``configs/tdigits/<method>_<set>.py``
 (experiment ``<res_dir>/tdigits_<method>_<set>``; the runner keeps the checkpoint with the best validation
-loss on n6-test windows), then its best checkpoint is scored on every protocol row. Output under ``--out_dir``:
+loss on n6-val windows, training 6s under their own transforms), then its best checkpoint is scored on every
+protocol row. Output under ``--out_dir``:
 ``tables.md`` / ``tables.csv`` / ``results.json``, ``runs.json`` (budget, time per run), ``figures/*.png`` and
 ``predictions/<method>_<set>/<row>.npz``.
 """
@@ -45,7 +46,9 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument('--config_dir', default='configs/tdigits')
     parser.add_argument('--epoch', type=int, help='training epochs (default: the configs\' 500)')
     parser.add_argument('--train_size', type=int, help='cap on training sequences (400; 4 windows each, x5 for n6-all)')
-    parser.add_argument('--test_size', type=int, help='cap on n6-test sequences used for checkpoint selection')
+    parser.add_argument('--test_size', type=int,
+                        help='cap on n6-test sequences of the runner\'s test, and so on the n6-val sequences '
+                             'that select the checkpoint')
     parser.add_argument('--eval_size', type=int, help='cap on sequences per protocol test set (n6 400, n3 100)')
     parser.add_argument('--batch_size', type=int, help='default: the configs\' 16')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")

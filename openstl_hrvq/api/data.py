@@ -6,7 +6,8 @@ keeps a comparison on OpenSTL's own data pipeline. Otherwise the plugin's loader
 
 On OpenSTL's route the runner adds what OpenSTL's loaders lack: the data files are checked first (OpenSTL reads
 them unchecked, so a float test file loads near-black and a damaged one fails with a bare numpy or gzip error),
-and ``train_size`` / ``test_size`` / ``num_workers=0`` are honoured (:func:`_adapt_openstl_loader`).
+``train_size`` / ``test_size`` / ``num_workers=0`` are honoured (:func:`_adapt_openstl_loader`), and the validation
+split is held out of the training data (:func:`openstl_validation_split`): OpenSTL validates on its test set.
 """
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ import os.path as osp
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import DataLoader, RandomSampler, Subset
+from torch.utils.data import DataLoader, RandomSampler
 
 from openstl_hrvq import openstl_bridge
 from openstl_hrvq.datasets import dataset_parameters as plugin_parameters
 from openstl_hrvq.datasets import kth, moving_mnist
 from openstl_hrvq.datasets import load_data as plugin_load_data
+from openstl_hrvq.datasets.loaders import (AttributeSubset, SeededDraws, carve_validation, check_val_from,
+                                           default_val_size, without_augmentation)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,7 @@ OPENSTL_DATA_FILES = {
 }
 
 LOADER_KEYS = ('pre_seq_length', 'aft_seq_length', 'in_shape', 'use_augment', 'use_prefetcher', 'drop_last',
-               'data_name')
+               'data_name', 'val_from', 'val_size')
 
 
 def all_dataset_parameters() -> dict:
@@ -79,16 +82,6 @@ def openstl_reads_files(dataname: str, config: dict) -> bool:
     return True
 
 
-class _CappedSet(Subset):
-    """A ``Subset`` that still answers for its dataset's attributes (``mean``, ``std``, ``data_name``), which the
-    runner and the test code read from ``loader.dataset``."""
-
-    def __getattr__(self, name):
-        if name == 'dataset' or name.startswith('__'):   # not set yet while unpickling in a worker
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-
 def _kept_items(dataname: str, length: int, cap: int | None):
     """The items a ``train_size`` / ``test_size`` cap keeps, chosen as the plugin's loader chooses them: evenly
     spread KTH windows (they are ordered by action and person, so the first ones are one person boxing), the
@@ -100,13 +93,41 @@ def _kept_items(dataname: str, length: int, cap: int | None):
     return list(range(cap))
 
 
-def _adapt_openstl_loader(loader, dataname: str, num_workers: int, cap: int | None):
-    """OpenSTL's ``loader`` with ``num_workers`` and at most ``cap`` items: the same dataset, batch size, order,
-    collate function and worker seeding. OpenSTL's own loaders cannot be built with ``num_workers=0``
-    (``persistent_workers``) and take no size caps."""
-    base = getattr(loader, 'loader', loader)   # unwrap OpenSTL's PrefetchLoader: Lightning moves the batches
-    kept = _kept_items(dataname, len(base.dataset), cap)
-    dataset = base.dataset if kept is None else _CappedSet(base.dataset, kept)
+def _unwrap(loader):
+    """OpenSTL's ``loader`` without its PrefetchLoader (Lightning moves the batches)."""
+    return getattr(loader, 'loader', loader)
+
+
+def _draws_at_random(dataset) -> bool:
+    """Whether OpenSTL's ``dataset`` generates each item afresh at random (its Moving MNIST family's training set),
+    so that a subset of its indices would not be a fixed set."""
+    module = openstl_bridge.openstl_module('datasets.dataloader_moving_mnist')
+    return module is not None and isinstance(dataset, module.MovingMNIST) and bool(dataset.is_train)
+
+
+def openstl_validation_split(train_set, num_test: int, val_size: int | None):
+    """``(train_set, val_set)`` for OpenSTL's training set ``train_set`` (its loaders validate on the test set).
+
+    A fixed training set is carved (:func:`~openstl_hrvq.datasets.loaders.carve_validation`: contiguous blocks
+    drawn with the fixed validation seed, removed from training); a generated one (Moving MNIST's) keeps training
+    as it is and validates on items drawn with seeded generators (:class:`~openstl_hrvq.datasets.loaders.SeededDraws`)
+    from the training digits, which the test file never shows.
+    """
+    if _draws_at_random(train_set):
+        size = default_val_size(num_test) if val_size is None else val_size
+        return train_set, SeededDraws(without_augmentation(train_set), size)
+    size = default_val_size(num_test, len(train_set)) if val_size is None else val_size
+    return carve_validation(train_set, size)
+
+
+def _adapt_openstl_loader(loader, dataname: str, num_workers: int, cap: int | None, dataset=None):
+    """OpenSTL's ``loader`` with ``num_workers``, its ``dataset`` (if given) and at most ``cap`` items: the same
+    batch size, order, collate function and worker seeding. OpenSTL's own loaders cannot be built with
+    ``num_workers=0`` (``persistent_workers``) and take no size caps."""
+    base = _unwrap(loader)
+    dataset = base.dataset if dataset is None else dataset
+    kept = _kept_items(dataname, len(dataset), cap)
+    dataset = dataset if kept is None else AttributeSubset(dataset, kept)
     return DataLoader(dataset, batch_size=base.batch_size, shuffle=isinstance(base.sampler, RandomSampler),
                       drop_last=base.drop_last, num_workers=num_workers, pin_memory=base.pin_memory,
                       collate_fn=base.collate_fn, worker_init_fn=base.worker_init_fn,
@@ -125,13 +146,23 @@ def build_dataloaders(config: dict):
     if openstl_can_load(dataname, data_root) and openstl_reads_files(dataname, config):
         log.info("Data: OpenSTL's '%s' dataloaders on files under %s", dataname, data_root)
         # OpenSTL builds persistent workers, which torch refuses for 0 workers; the loaders are rebuilt below.
-        train, val, test = openstl_bridge.openstl_datasets().load_data(
-            dataname, **dict(common, num_workers=max(1, num_workers)), **kwargs)
+        check_val_from(config.get('val_from', 'train'))
+        openstl_kwargs = {key: value for key, value in kwargs.items() if key not in ('val_from', 'val_size')}
+        train, _, test = openstl_bridge.openstl_datasets().load_data(
+            dataname, **dict(common, num_workers=max(1, num_workers)), **openstl_kwargs)
         train_size, test_size = config.get('train_size'), config.get('test_size')
-        if num_workers == 0 or train_size is not None or test_size is not None:
-            train = _adapt_openstl_loader(train, dataname, num_workers, train_size)
-            val = None if val is None else _adapt_openstl_loader(val, dataname, num_workers, test_size)
+        test_set = _unwrap(test).dataset
+        num_test = len(_kept_items(dataname, len(test_set), test_size) or test_set)
+        train_set, val_set = _unwrap(train).dataset, None
+        if config.get('val_from', 'train') == 'train':
+            train_set, val_set = openstl_validation_split(train_set, num_test, config.get('val_size'))
+        if num_workers == 0 or train_size is not None or test_size is not None or val_set is not None:
+            train = _adapt_openstl_loader(train, dataname, num_workers, train_size, train_set)
             test = _adapt_openstl_loader(test, dataname, num_workers, test_size)
+        # OpenSTL's loaders validate on the test set; val_from='test' keeps that arrangement.
+        val = test if val_set is None else _adapt_openstl_loader(test, dataname, num_workers, None, val_set)
+        log.info('Validation: %d sequences %s', len(val.dataset),
+                 'of the test set (OpenSTL\'s arrangement)' if val_set is None else 'held out of the training data')
         source = 'openstl'
     else:
         for key in ('train_size', 'test_size'):
@@ -150,7 +181,7 @@ def test_arrays(config: dict):
         ``(inputs (N, T_in, C, H, W), targets (N, S, C, H, W), dataset)``; the dataset carries ``mean``/``std``.
         Only the test split is wanted, so the training set is cut to one sequence and no workers start.
     """
-    _, _, loader, _ = build_dataloaders(dict(config, train_size=1, num_workers=0))
+    _, _, loader, _ = build_dataloaders(dict(config, train_size=1, num_workers=0, val_from='test'))
     batches = list(loader)
     return (np.concatenate([x.numpy() for x, _ in batches]), np.concatenate([y.numpy() for _, y in batches]),
             loader.dataset)

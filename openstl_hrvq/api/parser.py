@@ -26,6 +26,7 @@ DEFAULTS = {
     # the plugin's own runner keys
     'resume': False, 'strategy': 'auto', 'num_nodes': 1, 'limit_val_batches': 1.0,
     'ckpt_every_n_steps': 200, 'train_size': None, 'test_size': None, 'force': False,
+    'val_from': 'train', 'val_size': None,
     'debug': False,
 }
 

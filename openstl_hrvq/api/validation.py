@@ -9,6 +9,7 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass
 
+from openstl_hrvq.datasets.loaders import VAL_SOURCES
 from openstl_hrvq.errors import ConfigError
 from openstl_hrvq.methods import SHRVQVAE_METHOD
 from openstl_hrvq.methods.training_config import PRIOR_LOSS_FRAMES, SCHEDULES
@@ -67,6 +68,7 @@ RUNNER_RULES = {
     'pre_seq_length': COUNT, 'aft_seq_length': COUNT, 'lr': POSITIVE, 'weight_decay': Rule(float, 0),
     'clip_grad': Rule(float, 0, above=True, optional=True), 'limit_val_batches': POSITIVE,
     'min_lr': Rule(float, 0, optional=True),
+    'val_from': Rule(choices=VAL_SOURCES), 'val_size': Rule(int, 1, optional=True),
 }
 
 #: Keys of the plugin's own method and model (OpenSTL's methods read their own).

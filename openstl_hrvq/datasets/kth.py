@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from openstl_hrvq.errors import DataFileError, MissingFileError
 
 from .digit_files import GET_DATA_HINT
-from .loaders import build_loaders
+from .loaders import build_loaders, check_val_from, default_val_size, validation_mask
 from .moving_digits import augment_clip
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,10 @@ class KTHSplit:
     frames: np.ndarray
     starts: np.ndarray
     videos: list[str]
+
+    def windows(self, keep: np.ndarray) -> 'KTHSplit':
+        """The same frames with only the windows where the boolean ``keep`` ``(M,)`` is True."""
+        return KTHSplit(self.frames, self.starts[keep], [video for video, kept in zip(self.videos, keep) if kept])
 
 
 def _read_frame(path: Path) -> np.ndarray:
@@ -180,12 +184,15 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | Path, num_w
               pre_seq_length: int = 10, aft_seq_length: int = 20, in_shape=(10, 1, 128, 128),
               distributed: bool = False, use_augment: bool = False, use_prefetcher: bool = False,
               drop_last: bool = False, train_size: int | None = None, test_size: int | None = None,
-              data_name: str = 'kth'):
+              data_name: str = 'kth', val_from: str = 'train', val_size: int | None = None):
     """``(train, val, test)`` loaders of ``(inputs (B, pre, 1, S, S), targets (B, aft, 1, S, S))`` in [0, 1].
 
-    val is the test set (OpenSTL returns no KTH validation loader and validates on the test set).
-    ``train_size`` / ``test_size`` keep an evenly spread subset of the windows (None: all).
+    With ``val_from='train'`` val holds the windows of whole training videos drawn with the fixed validation seed
+    (``val_size`` windows; None: as many as the test set, at most 1,000 and a tenth of the training windows), and
+    training keeps the other videos. ``val_from='test'`` validates on the test set, as OpenSTL does (it returns
+    no KTH validation loader). ``train_size`` / ``test_size`` keep an evenly spread subset of the windows.
     """
+    check_val_from(val_from)
     root = Path(data_root) / 'kth'
     check_layout(root)
     seq_len = pre_seq_length + aft_seq_length
@@ -195,6 +202,16 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | Path, num_w
     logger.info('kth: %d train windows (%d frames), %d test windows (%d frames) of %d frames from %s',
                 len(train_split.starts), len(train_split.frames), len(test_split.starts), len(test_split.frames),
                 seq_len, root)
-    train_set = KTHClips(train_split, pre_seq_length, aft_seq_length, image_size, use_augment, train_size, data_name)
     test_set = KTHClips(test_split, pre_seq_length, aft_seq_length, image_size, False, test_size, data_name)
-    return build_loaders(train_set, test_set, batch_size, val_batch_size, num_workers, distributed, drop_last)
+    val_set = None
+    if val_from == 'train':
+        size = default_val_size(len(test_set), len(train_split.starts)) if val_size is None else val_size
+        held_out = validation_mask(np.asarray(train_split.videos), size)
+        val_split = train_split.windows(held_out)
+        val_set = KTHClips(val_split, pre_seq_length, aft_seq_length, image_size, False, size, data_name)
+        train_split = train_split.windows(~held_out)
+        logger.info('kth: %d validation windows from %d training videos held out of training', len(val_set),
+                    len(set(val_split.videos)))
+    train_set = KTHClips(train_split, pre_seq_length, aft_seq_length, image_size, use_augment, train_size, data_name)
+    return build_loaders(train_set, test_set, batch_size, val_batch_size, num_workers, distributed, drop_last,
+                         val_set=val_set)

@@ -1,11 +1,36 @@
-"""DataLoader construction shared by every dataset: samplers for single-process and distributed runs."""
+"""DataLoader construction shared by every dataset: samplers for single-process and distributed runs, and the
+validation split.
+
+The validation split never holds a test sequence: with ``val_from='train'`` (the default) it is taken from the
+training data, either as whole groups of training items chosen with the fixed :data:`VAL_SPLIT_SEED` and removed
+from training (:func:`carve_validation`), or, for data generated on the fly, as a stream the test set never draws.
+The seed is fixed, not the run's, so every run, seed and leaderboard row selects its checkpoint on the same
+sequences. ``val_from='test'`` reproduces OpenSTL's arrangement (validation on the test set) for its exact protocol.
+"""
 from __future__ import annotations
 
+import copy
 import math
+import random
 
+import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from openstl_hrvq.errors import ConfigError
+
+#: Where the validation split comes from: the training data (default) or, as OpenSTL does, the test set.
+VAL_SOURCES = ('train', 'test')
+#: Seeds every validation split the loaders carve or generate (never the run's seed; see the module docstring).
+VAL_SPLIT_SEED = 20240917
+#: Default validation size: as many items as the test set, at most this many ...
+MAX_DEFAULT_VAL_SIZE = 1000
+#: ... and, when carved from a fixed training set, at most this fraction of it.
+MAX_DEFAULT_VAL_FRACTION = 0.1
+#: A fixed training set without natural groups is carved in this many contiguous blocks, so that a validation item
+#: rarely shares frames with a training item (neighbouring windows of one recording overlap in time).
+DEFAULT_VAL_BLOCKS = 100
 
 
 def _world() -> tuple[int, int]:
@@ -43,10 +68,124 @@ class EpochStreamSampler(DistributedSampler):
         return iter(range(first, first + per_rank * world_size, world_size))
 
 
+class _ForwardsAttributes:
+    """Answers for the wrapped ``self.dataset``'s attributes (``mean``, ``std``, ``data_name``), which the runner
+    and the test code read from ``loader.dataset``."""
+
+    def __getattr__(self, name):
+        if name == 'dataset' or name.startswith('__'):   # not set yet while unpickling in a worker
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+class AttributeSubset(_ForwardsAttributes, Subset):
+    """A ``Subset`` that still answers for its dataset's attributes."""
+
+
+def check_val_from(val_from: str) -> None:
+    if val_from not in VAL_SOURCES:
+        raise ConfigError(f"val_from={val_from!r} is not a validation source: use 'train' (held-out training "
+                          f"data, the default) or 'test' (OpenSTL's arrangement: validation on the test set).")
+
+
+def default_val_size(num_test: int, num_train: int | None = None) -> int:
+    """Validation items when ``val_size`` is not given: as many as the test set, at most
+    :data:`MAX_DEFAULT_VAL_SIZE`, and at most :data:`MAX_DEFAULT_VAL_FRACTION` of a fixed training set."""
+    size = min(num_test, MAX_DEFAULT_VAL_SIZE)
+    if num_train is not None:
+        size = min(size, int(num_train * MAX_DEFAULT_VAL_FRACTION))
+    return max(1, size)
+
+
+def without_augmentation(dataset: Dataset) -> Dataset:
+    """``dataset``, or a shallow copy of it with ``use_augment`` off: validation items are never augmented."""
+    if not getattr(dataset, 'use_augment', False):
+        return dataset
+    plain = copy.copy(dataset)
+    plain.use_augment = False
+    return plain
+
+
+def validation_mask(groups: np.ndarray, size: int, seed: int = VAL_SPLIT_SEED) -> np.ndarray:
+    """Boolean ``(N,)`` mask of the items of whole ``groups`` (one id per item), drawn in an order seeded by
+    ``seed`` until at least ``size`` items are chosen, then cut to the first ``size`` of them in item order.
+
+    Items of a chosen group beyond ``size`` are in the mask of neither split (see :func:`carve_validation`).
+
+    Raises:
+        ConfigError: ``size`` leaves no training item.
+    """
+    groups = np.asarray(groups)
+    if size >= len(groups):
+        raise ConfigError(f'val_size={size} leaves no training data ({len(groups)} training items): use a smaller '
+                          f'val_size, or val_from=\'test\' for OpenSTL\'s arrangement.')
+    chosen = np.zeros(len(groups), dtype=bool)
+    for group in np.random.default_rng(seed).permutation(np.unique(groups)):
+        chosen |= groups == group
+        if chosen.sum() >= size:
+            break
+    if chosen.all():
+        raise ConfigError(f'val_size={size} takes every group of the {len(groups)} training items, leaving no training '
+                          f'data: use a smaller val_size, or val_from=\'test\' for OpenSTL\'s arrangement.')
+    return chosen
+
+
+def carve_validation(dataset: Dataset, size: int, groups: np.ndarray | None = None,
+                     seed: int = VAL_SPLIT_SEED) -> tuple[Dataset, Dataset]:
+    """Split a fixed training set into ``(train, val)`` subsets that share no item (nor any group of items).
+
+    Args:
+        groups: a group id per item (e.g. the video of a KTH window): a group goes wholly to one side, or, if it
+            straddles the requested size, its leftover items to neither. Default: :data:`DEFAULT_VAL_BLOCKS`
+            contiguous blocks of items.
+
+    Returns:
+        ``(train, val)`` :class:`AttributeSubset` views; ``val`` reads ``dataset`` without augmentation.
+    """
+    if groups is None:
+        groups = np.arange(len(dataset)) * DEFAULT_VAL_BLOCKS // max(1, len(dataset))
+    chosen = validation_mask(groups, size, seed)
+    val_items = np.flatnonzero(chosen)[:size]
+    train_items = np.flatnonzero(~chosen)
+    return (AttributeSubset(dataset, train_items.tolist()),
+            AttributeSubset(without_augmentation(dataset), val_items.tolist()))
+
+
+class SeededDraws(_ForwardsAttributes, Dataset):
+    """``size`` fixed items of a dataset that draws every item afresh from the global generators (Python's
+    ``random``, numpy's and torch's), as OpenSTL's Moving MNIST training set does.
+
+    Item ``i`` is drawn with those generators seeded from ``(seed, i)``, then their previous states are restored,
+    so the items are the same in every epoch, worker and process, and the training stream is not disturbed.
+    """
+
+    def __init__(self, dataset: Dataset, size: int, seed: int = VAL_SPLIT_SEED):
+        self.dataset, self.size, self.seed = dataset, size, seed
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.size:
+            raise IndexError(f'item {index} out of range for {self.size} validation items')
+        states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        seed = int(np.random.SeedSequence((self.seed, index)).generate_state(1)[0])
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            return self.dataset[index % len(self.dataset)]
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.set_rng_state(states[2])
+
+
 def build_loaders(train_set: Dataset, test_set: Dataset, batch_size: int, val_batch_size: int,
                   num_workers: int = 0, distributed: bool = False, drop_last: bool = False,
-                  train_sampler: torch.utils.data.Sampler | None = None):
-    """``(train, val, test)`` DataLoaders in OpenSTL's arrangement: val is the test set, as OpenSTL uses it.
+                  train_sampler: torch.utils.data.Sampler | None = None, val_set: Dataset | None = None):
+    """``(train, val, test)`` DataLoaders; val reads ``val_set``, or the test set when it is None (OpenSTL's
+    arrangement, ``val_from='test'``).
 
     Training drops its last incomplete batch and is shuffled (or uses ``train_sampler``). With
     ``distributed`` each rank sees its share through a ``DistributedSampler`` once the process group
@@ -60,7 +199,11 @@ def build_loaders(train_set: Dataset, test_set: Dataset, batch_size: int, val_ba
         train_sampler = DistributedSampler(train_set, shuffle=True)
     train = DataLoader(train_set, batch_size=batch_size, shuffle=train_sampler is None, sampler=train_sampler,
                        drop_last=True, **common)
-    test_sampler = DistributedSampler(test_set, shuffle=False) if distributed else None
-    test = DataLoader(test_set, batch_size=val_batch_size, shuffle=False, sampler=test_sampler,
-                      drop_last=drop_last, **common)
-    return train, test, test
+
+    def evaluation_loader(dataset):
+        sampler = DistributedSampler(dataset, shuffle=False) if distributed else None
+        return DataLoader(dataset, batch_size=val_batch_size, shuffle=False, sampler=sampler, drop_last=drop_last,
+                          **common)
+
+    test = evaluation_loader(test_set)
+    return train, (test if val_set is None else evaluation_loader(val_set)), test

@@ -4,7 +4,9 @@ A sequence puts ``num_digits`` 28x28 digits on a black ``image_size`` canvas. Ea
 uniform position with a uniform direction, moves ``step`` of the free range per frame, bounces off
 the borders, and is drawn with a pixel-wise maximum. Sequence ``i`` of a stream with seed ``s`` is
 drawn from ``numpy.random.default_rng((s, i))``, so it is the same in every worker, epoch layout and
-process, and a fixed test set can be generated lazily or written to disk with identical content.
+process, and a fixed test set can be generated lazily or written to disk with identical content. A seed may
+also be a tuple of ints, ``(a, b)`` keying ``(a, b, i)``: such a stream (the validation set's) is none of the
+streams an int seed (a run's training seed) gives.
 """
 from __future__ import annotations
 
@@ -56,10 +58,15 @@ def render_sequence(digits: np.ndarray, positions: np.ndarray, image_size: int) 
     return frames
 
 
-def generate_sequence(digits: np.ndarray, seed: int, index: int, num_frames: int, image_size: int = 64,
-                      num_digits: int = 2) -> np.ndarray:
+def stream_key(seed: int | tuple[int, ...], *more: int) -> tuple[int, ...]:
+    """The entropy of a stream's generator: ``seed`` (an int or a tuple of ints) followed by ``more``."""
+    return (*(seed if isinstance(seed, tuple) else (seed,)), *more)
+
+
+def generate_sequence(digits: np.ndarray, seed: int | tuple[int, ...], index: int, num_frames: int,
+                      image_size: int = 64, num_digits: int = 2) -> np.ndarray:
     """Sequence ``index`` of the stream ``seed``: digits ``(N, 28, 28)`` uint8 -> ``(T, H, W)`` uint8."""
-    rng = np.random.default_rng((seed, index))
+    rng = np.random.default_rng(stream_key(seed, index))
     chosen = digits[rng.integers(len(digits), size=num_digits)]
     return render_sequence(chosen, bouncing_positions(rng, num_digits, num_frames), image_size)
 
@@ -122,8 +129,8 @@ class GeneratedMovingDigits(_MovingDigitsBase):
     Items: ``(inputs (pre, 1, H, W), targets (aft, 1, H, W))`` float32 in [0, 1].
     """
 
-    def __init__(self, digits: np.ndarray, length: int, seed: int, pre_seq_length: int = 10,
-                 aft_seq_length: int = 10, image_size: int = 64, num_digits: int = 2,
+    def __init__(self, digits: np.ndarray, length: int, seed: int | tuple[int, ...],
+                 pre_seq_length: int = 10, aft_seq_length: int = 10, image_size: int = 64, num_digits: int = 2,
                  use_augment: bool = False, data_name: str = 'mnist'):
         super().__init__(pre_seq_length, aft_seq_length, data_name)
         self.digits = digits
@@ -139,7 +146,7 @@ class GeneratedMovingDigits(_MovingDigitsBase):
     def __getitem__(self, index: int):
         frames = generate_sequence(self.digits, self.seed, index, self.pre_seq_length + self.aft_seq_length,
                                    self.image_size, self.num_digits)
-        rng = np.random.default_rng((self.seed, index, 1)) if self.use_augment else None
+        rng = np.random.default_rng(stream_key(self.seed, index, 1)) if self.use_augment else None
         return split_clip(frames, self.pre_seq_length, self.aft_seq_length, rng, self.crop_scale, self.flips)
 
 

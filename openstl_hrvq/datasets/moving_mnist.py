@@ -1,7 +1,9 @@
 """Moving MNIST (``mmnist``) and Moving Fashion-MNIST (``mfmnist``) with OpenSTL's layout and protocol.
 
 Training sequences are generated on the fly (10,000 per epoch, two digits, 64x64, step 0.1);
-the test (= validation) set is fixed. Digit sources, tried in this order when ``source='auto'``:
+the test set is fixed. The validation set is a fixed stream generated from the training digits
+(:data:`VAL_STREAM`, never a training or test stream); ``val_from='test'`` validates on the test set, as
+OpenSTL does. Digit sources, tried in this order when ``source='auto'``:
 
 - ``files``: ``data_root/moving_mnist/{train-images-idx3-ubyte.gz, mnist_test_seq.npy}``
   (``moving_fmnist/…fmnist_test_seq.npy`` for mfmnist) -- the published benchmark.
@@ -26,7 +28,7 @@ from openstl_hrvq.errors import ConfigError, DataFileError, MissingFileError
 
 from .digit_files import GET_DATA_HINT, load_test_sequences, read_idx_images
 from .embedded_digits import embedded_digit_split, load_embedded_digits
-from .loaders import EpochStreamSampler, build_loaders
+from .loaders import VAL_SPLIT_SEED, EpochStreamSampler, build_loaders, check_val_from, default_val_size
 from .moving_digits import DIGIT_SIZE, FixedMovingDigits, GeneratedMovingDigits
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 TRAIN_SEQUENCES_PER_EPOCH = 10_000
 TEST_SET_SEED = 2015  # fixed for good: every generated test set (and prepare_data's files) derives from it
 TEST_SET_FRAMES = 20
+#: The validation stream: a tuple seed, so no int training seed gives its sequences (see moving_digits).
+VAL_STREAM = (VAL_SPLIT_SEED, 0)
 EMBEDDED_TEST_SEQUENCES = 1_000
 GENERATED_TEST_SEQUENCES = 10_000
 DEBIAN_FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
@@ -147,7 +151,7 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | Path, num_w
               in_shape=(10, 1, 64, 64), distributed: bool = False, use_augment: bool = False,
               use_prefetcher: bool = False, drop_last: bool = False, train_size: int | None = None,
               test_size: int | None = None, source: str = 'auto', seed: int | None = None,
-              fashion_root: str | Path = DEBIAN_FASHION_MNIST):
+              fashion_root: str | Path = DEBIAN_FASHION_MNIST, val_from: str = 'train', val_size: int | None = None):
     """``(train, val, test)`` loaders of ``(inputs (B, pre, 1, H, W), targets (B, aft, 1, H, W))`` in [0, 1].
 
     Args:
@@ -156,8 +160,12 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | Path, num_w
         test_size: cap on test sequences (None: all).
         source: ``'auto'``, ``'files'``, ``'embedded'`` (mnist) or ``'debian'`` (fmnist).
         seed: seed of the training stream (None: ``torch.initial_seed()``, so ``torch.manual_seed`` fixes it).
+        val_from: ``'train'``: validate on :data:`VAL_STREAM` sequences of the training digits; ``'test'``: on
+            the test set (OpenSTL's arrangement).
+        val_size: validation sequences (None: as many as the test set, at most 1,000).
         use_prefetcher: accepted for OpenSTL compatibility; batches are moved by the trainer.
     """
+    check_val_from(val_from)
     num_frames = pre_seq_length + aft_seq_length
     image_size = in_shape[-1] if in_shape is not None else 64
     if image_size < DIGIT_SIZE:
@@ -175,5 +183,10 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | Path, num_w
         test_length = chosen.num_generated_test if test_size is None else min(test_size, chosen.num_generated_test)
         test_set = GeneratedMovingDigits(chosen.test_digits, test_length, TEST_SET_SEED, pre_seq_length,
                                          aft_seq_length, image_size, data_name=data_name)
+    val_set = None
+    if val_from == 'train':
+        val_length = default_val_size(len(test_set)) if val_size is None else val_size
+        val_set = GeneratedMovingDigits(chosen.train_digits, val_length, VAL_STREAM, pre_seq_length, aft_seq_length,
+                                        image_size, data_name=data_name)
     return build_loaders(train_set, test_set, batch_size, val_batch_size, num_workers, distributed, drop_last,
-                         train_sampler=EpochStreamSampler(train_set, train_length))
+                         train_sampler=EpochStreamSampler(train_set, train_length), val_set=val_set)

@@ -37,7 +37,8 @@ def load_data(dataname: str, batch_size: int, val_batch_size: int, num_workers: 
 
     ``dist`` (or ``distributed=True``) gives each rank its share; other keyword arguments are
     forwarded when the dataset's loader accepts them (``pre_seq_length``, ``in_shape``,
-    ``use_augment``, ``train_size``, ``test_size``, ...) and ignored otherwise.
+    ``use_augment``, ``train_size``, ``test_size``, ...) and ignored otherwise, except ``val_from='train'``,
+    which a loader must honour (see :mod:`~openstl_hrvq.datasets.loaders`).
     """
     if dataname not in DATASETS:
         raise ConfigError(f'Unknown dataset {dataname!r}; registered: {sorted(DATASETS)}.')
@@ -46,6 +47,9 @@ def load_data(dataname: str, batch_size: int, val_batch_size: int, num_workers: 
     options['distributed'] = bool(dist or kwargs.get('distributed', False))
     accepted = inspect.signature(loader_fn).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        if options.get('val_from', 'test') != 'test' and 'val_from' not in accepted:
+            raise ConfigError(f"Dataset {dataname!r}'s loader takes no val_from, so it cannot hold validation data "
+                              f"out of training: give it val_from/val_size arguments, or set val_from='test'.")
         options = {key: value for key, value in options.items() if key in accepted}
     return loader_fn(batch_size, val_batch_size, data_root, num_workers, **options)
 

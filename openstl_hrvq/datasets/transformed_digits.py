@@ -9,7 +9,8 @@ sequence carries no accumulated resampling blur.
 
 Splits (``SPLITS``): ``n6-train`` -- 400 sequences, one per training 6 of :func:`embedded_digit_split`;
 ``n6-test`` -- 400 sequences from the 100 held-out 6s (each digit under four different transforms);
-``n3-test`` -- 100 sequences, one per held-out 3, for out-of-sample testing. No digit is in two splits.
+``n3-test`` -- 100 sequences, one per held-out 3, for out-of-sample testing; ``n6-val`` -- 400 sequences of the
+training 6s under transforms of their own, for validation. No test digit is in a training or validation split.
 Sequence ``i`` of a split is drawn from ``numpy.random.default_rng((SEED, split_code, i))``.
 
 Frames 4 and 16 (1-based) are the targets of the protocol and never enter training: training windows are the
@@ -18,7 +19,8 @@ reversed in time and corrupted copies (additive noise, one blanked input frame, 
 touches the inputs only.
 
 The dataset is registered as ``tdigits`` (trains on ``n6``) and ``tdigits_all`` (trains on ``n6-all``); their
-validation / test loaders hold the clean windows of ``n6-test``, which the runner uses to pick checkpoints.
+test loaders hold the clean windows of ``n6-test``, their validation loaders (which the runner uses to pick
+checkpoints) those of ``n6-val`` (``val_from='test'``: of ``n6-test``, OpenSTL's arrangement).
 The benchmark itself (:mod:`openstl_hrvq.interpolation`) scores the first predicted frame of the protocol.
 """
 from __future__ import annotations
@@ -36,7 +38,7 @@ from torch.utils.data import Dataset
 from openstl_hrvq.errors import ConfigError
 
 from .embedded_digits import embedded_digit_split, load_embedded_digits
-from .loaders import build_loaders
+from .loaders import build_loaders, check_val_from
 from .moving_digits import split_clip
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ SPLITS = {
     'n6-train': Split(0, 6, 'train', 400),
     'n6-test': Split(1, 6, 'test', 400),
     'n3-test': Split(2, 3, 'test', 100),
+    'n6-val': Split(3, 6, 'train', 400),
 }
 
 
@@ -296,12 +299,15 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | None = None
               pre_seq_length: int = PRE_SEQ_LENGTH, aft_seq_length: int = AFT_SEQ_LENGTH,
               distributed: bool = False, use_augment: bool = False, drop_last: bool = False,
               train_set: str = 'n6', train_size: int | None = None, test_size: int | None = None,
-              data_name: str = 'tdigits'):
+              data_name: str = 'tdigits', val_from: str = 'train', val_size: int | None = None):
     """``(train, val, test)`` loaders of ``(batch_x (B, 4, 1, 36, 36), batch_y (B, 4, 1, 36, 36))``.
 
     The data are generated (no files), so ``data_root`` is not read; ``use_augment`` is refused because the
-    task defines its own augmentation (``train_set='n6-all'``). ``train_size`` / ``test_size`` cap sequences.
+    task defines its own augmentation (``train_set='n6-all'``). ``train_size`` / ``test_size`` / ``val_size``
+    cap sequences; val holds the clean windows of ``n6-val`` (None: as many sequences as the test set), or with
+    ``val_from='test'`` the test set itself.
     """
+    check_val_from(val_from)
     if (pre_seq_length, aft_seq_length) != (PRE_SEQ_LENGTH, AFT_SEQ_LENGTH):
         raise ConfigError(f'The transformed-digit task is {PRE_SEQ_LENGTH} -> {AFT_SEQ_LENGTH} frames, got '
                           f'{pre_seq_length} -> {aft_seq_length}: remove pre/aft_seq_length from the config.')
@@ -309,9 +315,15 @@ def load_data(batch_size: int, val_batch_size: int, data_root: str | None = None
         raise ConfigError("use_augment is not defined for the transformed-digit task: train on "
                           "train_set='n6-all' (dataset tdigits_all) for its augmentation.")
     train, test = build_window_datasets(train_set, train_size, test_size, data_name)
-    log.info('Transformed digits: %d training windows (%s), %d validation windows (n6-test)',
-             len(train), train_set, len(test))
-    return build_loaders(train, test, batch_size, val_batch_size, num_workers, distributed, drop_last)
+    val = None
+    if val_from == 'train':
+        size = len(test.sequences) if val_size is None else val_size
+        val_sequences = training_frames(generate_split('n6-val'))[:size]
+        val = TransformedDigitWindows(val_sequences, window_table(len(val_sequences), 'n6'), data_name=data_name)
+    log.info('Transformed digits: %d training windows (%s), %d validation windows (%s), %d test windows (n6-test)',
+             len(train), train_set, len(test if val is None else val), 'n6-test' if val is None else 'n6-val',
+             len(test))
+    return build_loaders(train, test, batch_size, val_batch_size, num_workers, distributed, drop_last, val_set=val)
 
 
 def dataset_entry(train_set: str) -> dict:
