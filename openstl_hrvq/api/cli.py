@@ -4,21 +4,44 @@ from __future__ import annotations
 import logging
 import sys
 
-from openstl_hrvq.api.config import resolve_config
-from openstl_hrvq.api.experiment import Experiment
-from openstl_hrvq.api.parser import create_parser
+from openstl_hrvq.api.config import default_config_path, load_config_file, method_defaults, resolve_config
+from openstl_hrvq.api.experiment import Experiment, get_method_class
+from openstl_hrvq.api.parser import DEFAULTS, create_parser
+from openstl_hrvq.api.signals import as_interrupted, exit_on_signals
+from openstl_hrvq.api.validation import describe_keys
 from openstl_hrvq.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
+def list_keys(cli: dict) -> str:
+    """The ``--list-keys`` table for the method of ``-m``, else of the config file (``-c`` or the default one)."""
+    method = cli.get('method')
+    path = cli.get('config_file') or (None if method else default_config_path(DEFAULTS['method'],
+                                                                               cli.get('dataname') or 'mmnist'))
+    from_file = load_config_file(path) if path else {}
+    method = method or from_file.get('method') or DEFAULTS['method']
+    get_method_class(method)
+    return describe_keys(method, method_defaults(method), from_file, path)
+
+
 def run(argv=None, test_only: bool = False) -> dict:
     """Parse OpenSTL's command line, train unless ``--test`` (or ``test_only``), then test; return the metrics."""
-    config = resolve_config(vars(create_parser().parse_args(argv)))
+    cli = vars(create_parser().parse_args(argv))
+    if cli.pop('list_keys', None):
+        sys.stdout.write(list_keys(cli))
+        return {}
+    config = resolve_config(cli)
     config['test'] = bool(config['test'] or test_only)
     experiment = Experiment(config)
     if not config['test']:
-        experiment.train()
+        try:
+            experiment.train()
+        except BaseException as error:
+            interrupted = as_interrupted(error)
+            if interrupted is None:
+                raise
+            raise interrupted.resumable_from(experiment.ckpt_dir) from error
     results = experiment.test()
     log.info('Test metrics: %s', ', '.join(f'{key}={value:.4f}' for key, value in results.items()))
     return results
@@ -26,13 +49,21 @@ def run(argv=None, test_only: bool = False) -> dict:
 
 def main(argv=None, test_only: bool = False) -> int:
     """:func:`run` for the command line: a mistake of the user's (:class:`UserError`) is printed as one line
-    and exits with status 2; ``--debug`` raises it with its traceback instead."""
+    and exits with status 2 (``--debug`` raises it with its traceback instead); SIGTERM and SIGINT end it with
+    one line and status 143 and 130 (:mod:`.signals`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        run(argv, test_only)
+        with exit_on_signals():
+            run(argv, test_only)
     except UserError as error:
         if '--debug' in argv:
             raise
         sys.stderr.write(f'error: {error} (add --debug for the traceback)\n')
         return 2
+    except BaseException as error:
+        interrupted = as_interrupted(error)
+        if interrupted is None:
+            raise
+        sys.stderr.write(f'error: {interrupted}\n')
+        return interrupted.exit_code
     return 0
