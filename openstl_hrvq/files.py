@@ -24,11 +24,25 @@ import numpy as np
 
 from openstl_hrvq.errors import StorageError
 
-#: errno values whose cause lies in the file system the user chose, not in the code.
-USER_FIXABLE = {errno.ENOSPC: 'no space left on the device', errno.EDQUOT: 'the disk quota is exceeded',
-                errno.EROFS: 'the file system is read-only', errno.EACCES: 'permission denied',
-                errno.EPERM: 'permission denied', errno.ENOTDIR: 'a part of the path is a file, not a folder',
-                errno.EEXIST: 'a file is in the way of a folder', errno.ENAMETOOLONG: 'a name in the path is too long'}
+#: errno values whose cause lies in the file system the user chose, not in the code: (reason, fix).
+USER_FIXABLE = {errno.ENOSPC: ('no space left on the device', 'free space there'),
+                errno.EDQUOT: ('the disk quota is exceeded', 'free space there'),
+                errno.EROFS: ('the file system is read-only', 'make it writable'),
+                errno.EACCES: ('permission denied', 'make it writable'),
+                errno.EPERM: ('permission denied', 'make it writable'),
+                errno.ENOTDIR: ('a part of the path is a file, not a folder', 'move that file away'),
+                errno.EEXIST: ('a file is in the way of a folder', 'move that file away'),
+                errno.ENAMETOOLONG: ('a name in the path is too long', 'use a shorter name')}
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file under the current umask (``mkstemp`` makes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
 
 
 def mount_point(path: str) -> str:
@@ -44,17 +58,27 @@ def mount_point(path: str) -> str:
 def storage_error(error: OSError, path: str, what: str = 'writing') -> StorageError | OSError:
     """A one-line :class:`StorageError` for a user-fixable ``error`` while ``what``-ing ``path``; other
     errors are returned unchanged (they are bugs or hardware faults, and keep their traceback)."""
-    reason = USER_FIXABLE.get(error.errno)
-    if reason is None:
+    code = error.errno
+    if code is None and _nearly_full(path):
+        code = errno.ENOSPC       # numpy's tofile reports a short write without an errno
+    if code not in USER_FIXABLE:
         return error
+    reason, fix = USER_FIXABLE[code]
     folder = osp.dirname(osp.abspath(path)) or '.'
     disk = mount_point(folder)
     free = ''
     with contextlib.suppress(OSError):
         free = f', {shutil.disk_usage(disk).free / 2 ** 20:.1f} MiB free'
     return StorageError(f'Cannot write {path}: {reason} (folder {folder}, file system mounted at {disk}{free}); '
-                        f'free space or fix the permissions there, or write elsewhere (--res_dir, --out, '
-                        f'--data-root); files written before are intact.')
+                        f'{fix}, or write elsewhere (--res_dir, --out, --data-root); files written before are '
+                        f'intact.')
+
+
+def _nearly_full(path: str) -> bool:
+    try:
+        return shutil.disk_usage(mount_point(osp.dirname(osp.abspath(path)))).free < 2 ** 16
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -70,6 +94,7 @@ def atomic_write(path: str, mode: str = 'wb') -> Iterator[IO]:
     try:
         os.makedirs(folder, exist_ok=True)
         handle_fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+        os.chmod(tmp, FILE_MODE)
         with os.fdopen(handle_fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as handle:
             yield handle
             handle.flush()
@@ -77,6 +102,8 @@ def atomic_write(path: str, mode: str = 'wb') -> Iterator[IO]:
         os.replace(tmp, path)
         tmp = None
         _fsync_folder(folder)
+    except StorageError:
+        raise
     except OSError as error:
         raise storage_error(error, path) from error
     finally:
@@ -112,6 +139,20 @@ def save_array(path: str, array: np.ndarray) -> str:
     return path
 
 
+def save_arrays(folder: str, arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """``<folder>/<name>.npy`` for every array, as one set: all are written to temporary files first and renamed
+    only when every one is complete, so a failure (a full disk) leaves the previous set whole, never a mix of
+    new and old arrays. Returns name -> path."""
+    with contextlib.ExitStack() as stack:
+        handles = {name: stack.enter_context(atomic_write(osp.join(folder, f'{name}.npy'))) for name in arrays}
+        for name, array in arrays.items():
+            try:
+                np.save(handles[name], array)
+            except OSError as error:
+                raise storage_error(error, osp.join(folder, f'{name}.npy')) from error
+    return {name: osp.join(folder, f'{name}.npy') for name in arrays}
+
+
 def save_with(path: str, writer, binary: bool = True) -> str:
     """Write ``path`` atomically with ``writer(handle)`` (e.g. ``torch.save``, ``image.save`` with a format)."""
     with atomic_write(path, 'wb' if binary else 'w') as handle:
@@ -134,8 +175,8 @@ def ensure_writable_folder(folder: str, role: str) -> None:
     except OSError as error:
         wrapped = storage_error(error, osp.join(folder, '.probe'))
         if isinstance(wrapped, StorageError):
-            reason = USER_FIXABLE[error.errno]
+            reason, fix = USER_FIXABLE[error.errno]
             raise StorageError(f'{role} {folder} cannot hold files: {reason} (file system mounted at '
-                               f'{mount_point(folder)}); choose a writable folder.') from error
+                               f'{mount_point(folder)}); {fix}, or choose another folder.') from error
         raise
 

@@ -26,7 +26,7 @@ from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from openstl_hrvq.errors import CheckpointError, DivergedError, MissingFileError, StorageError
-from openstl_hrvq.files import atomic_write
+from openstl_hrvq.files import USER_FIXABLE, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,8 @@ class InterruptCheckpoint(Checkpoint):
     def on_exception(self, trainer, pl_module, exception):
         # A diverged state is non-finite: last.ckpt keeps the last finite one. A full disk cannot take it.
         if (trainer.state.fn != 'fit' or trainer.global_step <= self.start_step
-                or isinstance(exception, (DivergedError, StorageError))):
+                or isinstance(exception, (DivergedError, StorageError))
+                or (isinstance(exception, OSError) and exception.errno in USER_FIXABLE)):
             return
         try:
             checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)

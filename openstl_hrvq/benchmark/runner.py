@@ -16,6 +16,7 @@ import numpy as np
 
 from openstl_hrvq.api import Experiment, resolve_config
 from openstl_hrvq.benchmark.entries import Entry
+from openstl_hrvq.files import save_json
 from openstl_hrvq.model_info import describe_model
 from openstl_hrvq.openstl_bridge import model_takes_frames
 
@@ -156,8 +157,7 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
                    scores=dict(experiment.method.test_results), per_frame=dict(experiment.method.test_per_frame),
                    decoding=getattr(experiment.method.model, 'decoding', DIRECT_DECODING), checkpoint=path)
     if not load:
-        with open(record_path, 'w') as handle:
-            json.dump(asdict(run), handle, indent=1)
+        save_json(record_path, asdict(run))
     return run
 
 
