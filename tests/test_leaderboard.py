@@ -148,9 +148,9 @@ def test_load_reuses_checkpoints_and_merge_combines_runs(board):
     merged = merge_leaderboards(boards[:1], str(folder / 'merged'))
     assert [row['mse'] for row in merged['rows']] == [row['mse'] for row in result['rows']]
     assert osp.isfile(merged['files']['grid'])
-    with pytest.raises(FileNotFoundError, match='No checkpoint at'):
-        load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--ckpt',
-                                                       f'tiny_shvqvae={folder / "missing.ckpt"}'))
+    missing = load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--ckpt',
+                                                             f'tiny_shvqvae={folder / "missing.ckpt"}'))
+    assert missing['rows'][0]['status'].startswith('failed: FileNotFoundError: No checkpoint at')
 
 
 def test_extra_decodings_add_rows_from_the_same_checkpoint(board):

@@ -96,7 +96,7 @@ def markdown_report(rows: list[dict], meta: dict) -> str:
     notes.extend(f'- LPIPS n/a: {note}.' for note in lpips_notes)
     for row in rows:
         if row.get('status', 'ok') != 'ok':
-            notes.append(f"- {row['method']} ({row['config']}): {row['status']}.")
+            notes.append(f"- {row['method']} ({row['config']}): {row['status'].rstrip('.')}.")
     for note in meta.get('notes', []):
         notes.append(f'- {note}')
     sections = [f"# Leaderboard: {meta['dataname']}", markdown_table(rows), '\n'.join(notes)]
