@@ -178,13 +178,58 @@ MISTAKES = {
                      r'train-images-idx3-ubyte.gz is not a readable \(gzip\) idx3 file'),
     'missing checkpoint': (lambda t: ['--test', '--ckpt_path', str(t / 'none.ckpt')], r'No checkpoint at .*none.ckpt'),
     'diverging': (lambda t: ['--cfg-options', 'lr=1e6'], r'Training diverged: .*stage "vq"'),
+    # round 2: each is refused before training starts
+    'limit_val_batches=1.5': (lambda t: ['--cfg-options', 'limit_val_batches=1.5'],
+                              r"'limit_val_batches' must be an integer >= 1 \(batches\) or a fraction in \(0, 1\]"),
+    'limit_val_batches=0.01': (lambda t: ['--cfg-options', 'limit_val_batches=0.01'],
+                               r"'limit_val_batches' must be at least one of the 2 validation batches"),
+    'metric_for_bestckpt=foo': (lambda t: ['--metric_for_bestckpt', 'foo'],
+                                r"'metric_for_bestckpt' must be a metric the method logs at validation: one of "
+                                r"'val_loss', 'val_recon_loss', got 'foo'"),
+    'in_shape channels': (lambda t: ['--cfg-options', 'in_shape=[4,3,64,64]'],
+                          r"'in_shape' must be \[T, 1, 64, 64\]: the frames of 'mmnist' .* are \(1, 64, 64\)"),
+    'seed -1': (lambda t: ['--seed', '-1'], r"'seed' must be an integer in \[0, 4294967295\], got -1"),
+    'res_dir is a file': (lambda t: ['--res_dir', write_file(t / 'a_file')],
+                          r'a_file/tiny cannot hold files: a part of the path is a file, not a folder'),
+    'ex_name of 300 chars': (lambda t: ['--ex_name', 'x' * 300], r'cannot hold files: a name in the path is too long'),
+    'data_root is a file': (lambda t: ['--data_root', write_file(t / 'data_file')],
+                            r'--data_root .*data_file is a file, not a folder'),
+    'log_step skips the final stage': (lambda t: ['--log_step', '3'],
+                                       r"'log_step' must be small enough that an epoch which may become best.ckpt "
+                                       r"is validated.*epochs 2-2 of 2 compete \(use log_step <= 1\)"),
+    'opt=rmsprop': (lambda t: ['--opt', 'rmsprop'], r"'opt' must be one of 'adam', 'adamw', 'sgd'"),
+    'momentum with adam': (lambda t: ['--momentum', '0.5'], r"'momentum' must be left out with opt='adam'"),
+    'clip_mode=agc': (lambda t: ['--clip_grad', '1', '--clip_mode', 'agc'], r"'clip_mode' must be one of 'norm', 'value'"),
+    'warm-up longer than a stage': (lambda t: ['--warmup_epoch', '1'], r"'warmup_epoch' must be shorter than every stage"),
+    'sched=Cosine': (lambda t: ['--sched', 'Cosine'], r"'sched' must be one of 'constant', 'none', 'cosine', 'onecycle'"),
+    'an OpenSTL key it does not read': (lambda t: ['--drop', '0.1'], r"'drop' is not read by S-HR-VQVAE"),
+    'checkpoint without state_dict': (lambda t: ['--test', '--ckpt_path', torch_file(t, {'epoch': 3})],
+                                      r"is not a Lightning checkpoint: it has no 'state_dict' of tensors \(its keys: "
+                                      r"epoch\)"),
+    'bare tensor as checkpoint': (lambda t: ['--test', '--ckpt_path', torch_file(t, torch.zeros(3))],
+                                  r"holds a Tensor, not a Lightning checkpoint"),
+    'resume from weights only': (lambda t: ['--resume', '--ckpt_path', torch_file(t, {'state_dict': {}})],
+                                 r'holds weights but no training state'),
 }
 
 
+def write_file(path):
+    path.write_text('not a folder')
+    return str(path)
+
+
+def torch_file(tmp_path, content):
+    path = tmp_path / 'odd.ckpt'
+    torch.save(content, path)
+    return str(path)
+
+
 @pytest.mark.parametrize('case', sorted(MISTAKES))
-def test_user_mistakes_print_one_line_and_exit_non_zero(case, tmp_path, capsys):
+def test_user_mistakes_print_one_line_and_exit_non_zero(case, tmp_path, capsys, monkeypatch):
     flags, expected = MISTAKES[case]
     argv = tiny_argv(tmp_path) + flags(tmp_path)
+    if case != 'diverging':        # every other mistake is refused before training starts
+        monkeypatch.setattr(pl.Trainer, 'fit', lambda *args, **kwargs: pytest.fail('training started'))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith('error: ') and '--debug' in err, err
