@@ -347,3 +347,54 @@ def test_longer_test_sequences_go_to_the_plugins_loader(openstl, tmp_path):
     openstl_layout(tmp_path / 'data', frames=20)     # OpenSTL's loader reads exactly pre + aft = 8 frames
     *_, source = build_dataloaders(data_config(tmp_path, num_workers=0))
     assert source == 'openstl_hrvq'
+
+
+# ---------------------------------------------------------------- round 2: --resume against the run's record
+def record_of(ckpts):
+    return {name: (ckpts.parent / name).read_bytes() for name in ('config.py', 'model_param.json')}
+
+
+@pytest.mark.parametrize('flags, expected', [
+    (['--cfg-options', 'vq_hidden=12'], r"--resume: vq_hidden was 8 when .*last.ckpt was trained and is 12 now, which "
+                                         r"changes the model's weights: keep vq_hidden=8"),
+    (['--sched', 'cosine'], r"--resume: sched was 'constant' .* is 'cosine' now, but the checkpoint restores the "
+                            r"optimizer and schedule of sched='constant'"),
+])
+def test_resume_refuses_a_changed_shape_or_schedule_and_keeps_the_record(trained, tmp_path, capsys, flags, expected):
+    ckpts = copy_of(trained, tmp_path)
+    record, last = record_of(ckpts), (ckpts / 'last.ckpt').read_bytes()
+    assert main(tiny_argv(tmp_path, '--resume', '--epoch', '3', *flags)) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and re.search(expected, err), err
+    assert record_of(ckpts) == record and (ckpts / 'last.ckpt').read_bytes() == last
+    assert not (ckpts / 'interrupted.ckpt').exists()
+
+
+def test_resume_from_another_configs_checkpoint_names_the_key(trained, tmp_path, capsys):
+    other = trained / 'work_dirs' / 'tiny' / 'checkpoints' / 'last.ckpt'
+    argv = ['-c', tiny_config_file(tmp_path, vq_latent_dim=8), '--res_dir', str(tmp_path / 'work_dirs'),
+            '--ex_name', 'other', '--data_root', str(tmp_path / 'no_data'), '--no_display_method_info',
+            '--resume', '--ckpt_path', str(other)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and '--resume: vq_latent_dim was 4' in err and 'is 8 now' in err, err
+    assert not (tmp_path / 'work_dirs' / 'other' / 'config.py').exists()
+
+
+def test_resume_applies_a_changed_lr_to_the_restored_optimizers_and_records_it(trained, tmp_path):
+    ckpts = copy_of(trained, tmp_path)
+    resumed = Experiment(tiny_config(tmp_path, '--resume', '--epoch', '3', '--lr', '1e-5'))
+    rates = []
+
+    class RecordRates(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            rates.append([group['lr'] for opt in trainer.optimizers for group in opt.param_groups])
+
+    resumed.trainer.callbacks.append(RecordRates())
+    resumed.train()
+    assert rates and all(rate == pytest.approx(1e-5) for step in rates for rate in step)
+    state = torch.load(ckpts / 'last.ckpt', map_location='cpu', weights_only=False)
+    assert state['global_step'] == STEPS + 4
+    assert all(group['lr'] == pytest.approx(1e-5) for opt in state['optimizer_states'] for group in opt['param_groups'])
+    assert '"lr": 1e-05' in (ckpts.parent / 'model_param.json').read_text()
+    assert state['hyper_parameters']['lr'] == 1e-5
