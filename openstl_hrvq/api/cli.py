@@ -52,15 +52,18 @@ def run(argv=None, test_only: bool = False) -> dict:
 
 def _train_and_test(config: dict) -> dict:
     experiment = Experiment(config)
-    if not config['test']:
-        try:
-            experiment.train()
-        except BaseException as error:
-            interrupted = as_interrupted(error)
-            if interrupted is None:
-                raise
-            raise interrupted.resumable_from(experiment.ckpt_dir) from error
-    return experiment.test()
+    try:
+        if not config['test']:
+            try:
+                experiment.train()
+            except BaseException as error:
+                interrupted = as_interrupted(error)
+                if interrupted is None:
+                    raise
+                raise interrupted.resumable_from(experiment.ckpt_dir) from error
+        return experiment.test()
+    finally:
+        experiment.close()
 
 
 def _quiet_disk_errors_in_threads(args) -> None:
@@ -79,8 +82,6 @@ def _one_line_on_full_disk():
         yield
     finally:
         logging.raiseExceptions, threading.excepthook = raise_exceptions, excepthook
-    log.info('Test metrics: %s', ', '.join(f'{key}={value:.4f}' for key, value in results.items()))
-    return results
 
 
 def main(argv=None, test_only: bool = False) -> int:

@@ -19,6 +19,7 @@ import os
 import os.path as osp
 import time
 import warnings
+import weakref
 
 import pytorch_lightning as pl
 import torch
@@ -118,7 +119,10 @@ class Experiment:
         self.save_dir = osp.join(config['res_dir'], config['ex_name'])
         self.ckpt_dir = osp.join(self.save_dir, 'checkpoints')
         check_folders(config, self.save_dir)
-        lock_experiment(self.save_dir)      # one live run per folder (before anything in it is written)
+        # One live run per folder, taken before anything in it is written, released by close() (or when this
+        # object is collected, or the process ends).
+        self._lock = lock_experiment(self.save_dir)
+        weakref.finalize(self, self._lock.release)
         setup_logging(self.save_dir, 'test' if config.get('test') else 'train')
         quiet_console()
         # Checked before the data and the model are built, so a wrong --device or method fails at once.
@@ -185,6 +189,10 @@ class Experiment:
             num_sanity_val_steps=1, deterministic=bool(config.get('deterministic')),
             enable_model_summary=False,     # display_method_info logs the model table with fvcore's FLOPs
         )
+
+    def close(self) -> None:
+        """Let go of the experiment folder's lock, so that another process may run in it."""
+        self._lock.release()
 
     def display_method_info(self) -> dict:
         """Log the parameter count and FLOPs (fvcore) of the model, like OpenSTL does before training."""

@@ -197,6 +197,7 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
                    scores=dict(experiment.method.test_results), per_frame=dict(experiment.method.test_per_frame),
                    decoding=getattr(experiment.method.model, 'decoding', DIRECT_DECODING), checkpoint=path)
     save_json(record_path, dict(asdict(run), config=identity(config)))
+    experiment.close()
     return run
 
 
