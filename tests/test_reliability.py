@@ -16,6 +16,7 @@ from openstl_hrvq.api.cli import main
 from openstl_hrvq.api.lock import lock_experiment
 from openstl_hrvq.errors import BusyError
 from tests.test_bad_inputs import tiny_argv, tiny_config_file
+from tests.test_leaderboard import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
@@ -39,33 +40,29 @@ def last_line(path):
 
 
 # ---------------------------------------------------------------- signals
-def test_sigterm_during_training_exits_143_keeps_the_progress_and_resume_finishes(tmp_path):
+def test_sigterm_and_sigint_exit_143_and_130_and_resume_continues_the_stopped_training(tmp_path):
     argv = tiny_argv(tmp_path, '--cfg-options', 'train_size=64', 'ckpt_every_n_steps=2')
     ckpts = tmp_path / 'work_dirs' / 'tiny' / 'checkpoints'
-    log = tmp_path / 'run.log'
+    log = tmp_path / 'train.log'
     with open(log, 'w') as handle:
         process = start('train.py', argv, handle)
         wait_for(lambda: (ckpts / 'last.ckpt').exists(), process)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 143, log.read_text()[-2000:]
-    assert last_line(log).startswith('error: stopped by SIGTERM (exit status 143); the progress is in ')
-    assert last_line(log).endswith('continue with --resume')
+    assert last_line(log) == (f'error: stopped by SIGTERM (exit status 143); the progress is in {ckpts}: continue '
+                              f'with --resume')
     state = torch.load(ckpts / 'interrupted.ckpt', map_location='cpu', weights_only=False)
     total = 2 * 64 // 4
     assert 0 < state['global_step'] < total
-    with open(tmp_path / 'resumed.log', 'w') as handle:
-        assert start('train.py', argv + ['--resume'], handle).wait(timeout=300) == 0
-    assert 'Resuming training from' in (tmp_path / 'resumed.log').read_text()
+    assert main(argv + ['--resume']) == 0
+    logs = ''.join(path.read_text() for path in ckpts.parent.glob('train_*.log'))
+    assert f"Resuming training from {ckpts / 'interrupted.ckpt'}" in logs
     assert torch.load(ckpts / 'last.ckpt', map_location='cpu', weights_only=False)['global_step'] == total
     assert not (ckpts / 'interrupted.ckpt').exists()
-
-
-def test_sigint_during_testing_exits_130(tmp_path):
-    argv = tiny_argv(tmp_path, '--cfg-options', 'test_size=400', 'train_size=4', 'epoch=2')
-    assert main(argv) == 0
+    # tools/test.py, stopped while it tests (400 sequences take a while)
     log = tmp_path / 'test.log'
     with open(log, 'w') as handle:
-        process = start('test.py', argv, handle)
+        process = start('test.py', tiny_argv(tmp_path, '--cfg-options', 'test_size=400'), handle)
         wait_for(lambda: 'Testing ' in log.read_text(), process)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=120) == 130, log.read_text()[-2000:]
@@ -153,19 +150,19 @@ def test_a_full_disk_ends_in_one_line_and_every_earlier_file_stays_loadable(smal
     assert all(np.load(work / 'saved' / name).size for name in saved)
 
 
-def test_prepare_data_on_a_full_disk_writes_nothing_and_a_rerun_completes(small_disk):
-    command = [sys.executable, osp.join(REPO, 'tools', 'prepare_data.py'), 'mmnist', '--data-root',
-               str(small_disk / 'data'), '--num-test', '20']
+def test_prepare_data_on_a_full_disk_writes_nothing_and_a_rerun_completes(small_disk, capsys):
+    prepare = load_tool('prepare_data').main
+    argv = ['mmnist', '--data-root', str(small_disk / 'data'), '--num-test', '20']
     fill(small_disk, leave_kib=200)    # room for the training digits, not for the test set
-    full = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
-    assert full.returncode == 1
-    assert full.stderr.strip().splitlines()[-1].startswith('prepare_data: Cannot write ')
-    assert 'no space left on the device' in full.stderr
+    with pytest.raises(SystemExit) as stopped:
+        prepare(argv)
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('prepare_data: Cannot write ') and 'no space left' in err, err
     folder = small_disk / 'data' / 'moving_mnist'
     assert [path.name for path in folder.iterdir()] in ([], ['train-images-idx3-ubyte.gz'])
     (small_disk / 'filler').unlink()
-    again = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
-    assert again.returncode == 0, again.stderr
+    prepare(argv)                      # not "already exist"
     assert np.load(folder / 'mnist_test_seq.npy').shape == (20, 20, 64, 64)
 
 
@@ -188,8 +185,8 @@ def test_a_read_only_res_dir_or_out_is_one_line(read_only_folder, tmp_path, caps
     assert main(tiny_argv(tmp_path, '--res_dir', str(read_only_folder))) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and f'{read_only_folder / "tiny"} cannot hold files' in err, err
-    board = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'leaderboard.py'), '--configs',
-                            tiny_config_file(tmp_path), '--baselines', '--out', str(read_only_folder / 'board')],
-                           capture_output=True, text=True, env=ENV, timeout=300)
-    assert board.returncode == 2
-    assert board.stderr.strip().splitlines()[-1].startswith(f'error: --out {read_only_folder / "board"} cannot hold')
+    board = load_tool('leaderboard').cli(['--configs', tiny_config_file(tmp_path), '--baselines',
+                                          '--out', str(read_only_folder / 'board')])
+    assert board == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(f'error: --out {read_only_folder / "board"} cannot hold'), err
