@@ -3,6 +3,7 @@
 Every test trains (if at all) the tiny model of ``tests/test_runner.py`` for a few steps on the embedded digits.
 """
 import os
+import os.path as osp
 import re
 import shutil
 
@@ -21,6 +22,7 @@ from openstl_hrvq.errors import (CheckpointError, ConfigError, DataFileError, Di
                                  UserError)
 from tests.helpers import TINY_MODEL
 
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STEPS = 2 * 16 // 4   # epoch=2, train_size=16, batch_size=4
 
 
@@ -398,3 +400,15 @@ def test_resume_applies_a_changed_lr_to_the_restored_optimizers_and_records_it(t
     assert all(group['lr'] == pytest.approx(1e-5) for opt in state['optimizer_states'] for group in opt['param_groups'])
     assert '"lr": 1e-05' in (ckpts.parent / 'model_param.json').read_text()
     assert state['hyper_parameters']['lr'] == 1e-5
+
+
+def test_list_keys_shows_every_key_with_its_default_and_meaning(capsys):
+    from openstl_hrvq.methods.shrvqvae_keys import TABLE
+    from openstl_hrvq.api.validation import RUNNER_KEYS
+    assert main(['--list-keys', '-c', osp.join(REPO, 'configs', 'mmnist', 'shvqvae.py')]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line.split()[0]: line for line in lines if line and not line.startswith(('#', 'key '))}
+    assert set(listed) == set(TABLE) | set(RUNNER_KEYS)
+    assert re.match(r"lr +0\.0003 +a number > 0 +applied +learning rate of every stage", listed['lr'])
+    assert re.match(r"sched +'constant' +one of .* +refused \(optimizer\)", listed['sched'])
+    assert 'refused when set' in listed['drop'] and 'not read: the model has no dropout' in listed['drop']

@@ -154,7 +154,7 @@ def describe_keys(method: str, defaults: dict, file_keys=(), source: str | None 
     for title, keys in groups:
         if not keys:
             continue
-        rows = [(key, repr(defaults.get(key)), table[key].rule.describe(), ON_RESUME[table[key].resume],
+        rows = [(key, repr(defaults[key]) if key in defaults else '-', table[key].rule.describe(), ON_RESUME[table[key].resume],
                  table[key].meaning) for key in keys]
         if spec and spec.keys and title.startswith('runner'):
             rows = [row if row[0] not in spec.keys.unread else (*row[:2], 'refused when set', '-',
