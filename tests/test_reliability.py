@@ -14,7 +14,6 @@ import torch
 
 from openstl_hrvq.api.cli import main
 from openstl_hrvq.api.lock import lock_experiment
-from openstl_hrvq.errors import BusyError
 from tests.test_bad_inputs import tiny_argv, tiny_config_file
 from tests.test_leaderboard import load_tool
 

@@ -25,7 +25,7 @@ from mmengine.config import DictAction
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from openstl_hrvq.api.signals import as_interrupted, exit_on_signals  # noqa: E402
+from openstl_hrvq.api.signals import exit_on_signals, exit_status  # noqa: E402
 from openstl_hrvq.benchmark import (Budget, CostProtocol, LeaderboardOptions, build_entries,  # noqa: E402
                                    merge_leaderboards, run_leaderboard)
 from openstl_hrvq.errors import UserError  # noqa: E402
@@ -166,11 +166,7 @@ def cli(argv=None) -> int:
         sys.stderr.write(f'error: {error}\n')
         return 2
     except BaseException as error:
-        interrupted = as_interrupted(error)
-        if interrupted is None:
-            raise
-        sys.stderr.write(f'error: {interrupted}; run the same command again to continue\n')
-        return interrupted.exit_code
+        return exit_status(error, '; run the same command again to continue')
     failed = failed_entries(result)
     if failed:
         sys.stderr.write(f'error: {len(failed)} entr{"y" if len(failed) == 1 else "ies"} failed, see their rows in '

@@ -10,7 +10,7 @@ import threading
 from openstl_hrvq.api.config import default_config_path, load_config_file, method_defaults, resolve_config
 from openstl_hrvq.api.experiment import Experiment, get_method_class
 from openstl_hrvq.api.parser import DEFAULTS, create_parser
-from openstl_hrvq.api.signals import as_interrupted, exit_on_signals
+from openstl_hrvq.api.signals import as_interrupted, exit_on_signals, exit_status
 from openstl_hrvq.api.validation import describe_keys
 from openstl_hrvq.errors import StorageError, UserError
 from openstl_hrvq.files import USER_FIXABLE, storage_error
@@ -98,9 +98,5 @@ def main(argv=None, test_only: bool = False) -> int:
         sys.stderr.write(f'error: {error} (add --debug for the traceback)\n')
         return 2
     except BaseException as error:
-        interrupted = as_interrupted(error)
-        if interrupted is None:
-            raise
-        sys.stderr.write(f'error: {interrupted}\n')
-        return interrupted.exit_code
+        return exit_status(error)
     return 0

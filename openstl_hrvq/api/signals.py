@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 from typing import Iterator
 
@@ -47,6 +48,7 @@ class Interrupted(BaseException):
 
 
 class _State:
+    installed = False      # inside exit_on_signals, in the main thread
     deferring = False      # True while SignalGuard's trainer is training
     pending: int | None = None
 
@@ -68,13 +70,13 @@ def exit_on_signals() -> Iterator[None]:
         yield
         return
     previous = {signum: signal.signal(signum, _handler) for signum in HANDLED}
-    _State.pending = None
+    _State.installed, _State.pending = True, None
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _State.deferring, _State.pending = False, None
+        _State.installed, _State.deferring, _State.pending = False, False, None
 
 
 def as_interrupted(error: BaseException) -> Interrupted | None:
@@ -89,11 +91,26 @@ def as_interrupted(error: BaseException) -> Interrupted | None:
     return None
 
 
+def exit_status(error: BaseException, hint: str = '') -> int:
+    """For a command line's ``except BaseException``: a signal's exit status (143, 130), after one line on stderr
+    (``hint`` appended); anything else is raised again."""
+    interrupted = as_interrupted(error)
+    if interrupted is None:
+        raise error
+    sys.stderr.write(f'error: {interrupted}{hint}\n')
+    return interrupted.exit_code
+
+
 class SignalGuard(pl.Callback):
     """Defers a signal received during training to the end of the current training or validation batch, and
     raises it on every rank there."""
 
     def on_train_start(self, trainer, pl_module):
+        # Lightning wraps SIGTERM in its own handler just before training (it broadcasts from inside the handler,
+        # which can interleave with the batch's collectives, and ends in an exit status of 0): ours replaces it
+        # for the training; Lightning puts back the one it found (ours) when fit ends.
+        if _State.installed and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _handler)
         _State.deferring = True
 
     def _check(self, trainer) -> None:
