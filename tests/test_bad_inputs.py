@@ -165,7 +165,8 @@ def corrupt_train_digits(tmp_path):
 
 
 MISTAKES = {
-    'unknown key': (lambda t: ['--cfg-options', 'vq_hiden=3'], r"Unknown config key 'vq_hiden'.*'vq_hidden'"),
+    'unknown key': (lambda t: ['--cfg-options', 'vq_hiden=3'],
+                    r"Unknown config key 'vq_hiden'.*'vq_hidden'.*`python tools/train.py --list-keys -m SHRVQVAE`"),
     'missing config': (lambda t: ['-c', str(t / 'nope.py')], r'nope.py.* does not exist'),
     'syntax error': (lambda t: ['-c', write_bad_config(t)], r'broken.py has a syntax error at line 2'),
     'negative lr': (lambda t: ['--cfg-options', 'lr=-0.001'], r"'lr' must be a number > 0, got -0.001"),

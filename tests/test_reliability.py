@@ -189,3 +189,7 @@ def test_a_read_only_res_dir_or_out_is_one_line(read_only_folder, tmp_path, caps
     assert board == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith(f'error: --out {read_only_folder / "board"} cannot hold'), err
+    with pytest.raises(SystemExit):
+        load_tool('prepare_data').main(['mmnist', '--data-root', str(read_only_folder / 'data')])
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(f'prepare_data: --data-root {read_only_folder / "data"}'), err
