@@ -19,16 +19,13 @@ import argparse
 import ast
 import logging
 import sys
-from pathlib import Path
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from openstl_hrvq.api.signals import exit_on_signals, exit_status  # noqa: E402
-from openstl_hrvq.benchmark import (Budget, CostProtocol, LeaderboardOptions, build_entries,  # noqa: E402
-                                   merge_leaderboards, run_leaderboard)
-from openstl_hrvq.errors import UserError  # noqa: E402
+from openstl_hrvq.api.signals import exit_on_signals, exit_status
+from openstl_hrvq.benchmark import (Budget, CostProtocol, LeaderboardOptions, build_entries, merge_leaderboards,
+                                   run_leaderboard)
+from openstl_hrvq.errors import UserError
 
 
 #: Named argument sets; flags given beside ``--preset`` come after the preset's and override (or extend) them.
