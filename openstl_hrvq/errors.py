@@ -37,3 +37,11 @@ class CheckpointError(UserError, RuntimeError):
 
 class DivergedError(UserError, FloatingPointError):
     """Training produced a non-finite loss or non-finite weights."""
+
+
+class StorageError(UserError, OSError):
+    """A file cannot be written: the disk is full, the folder is read-only or is not a folder, a name is too long."""
+
+
+class BusyError(UserError, RuntimeError):
+    """Another live process is running an experiment in the same folder."""

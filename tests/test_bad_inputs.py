@@ -3,6 +3,7 @@
 Every test trains (if at all) the tiny model of ``tests/test_runner.py`` for a few steps on the embedded digits.
 """
 import os
+import os.path as osp
 import re
 import shutil
 
@@ -21,6 +22,7 @@ from openstl_hrvq.errors import (CheckpointError, ConfigError, DataFileError, Di
                                  UserError)
 from tests.helpers import TINY_MODEL
 
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STEPS = 2 * 16 // 4   # epoch=2, train_size=16, batch_size=4
 
 
@@ -163,7 +165,8 @@ def corrupt_train_digits(tmp_path):
 
 
 MISTAKES = {
-    'unknown key': (lambda t: ['--cfg-options', 'vq_hiden=3'], r"Unknown config key 'vq_hiden'.*'vq_hidden'"),
+    'unknown key': (lambda t: ['--cfg-options', 'vq_hiden=3'],
+                    r"Unknown config key 'vq_hiden'.*'vq_hidden'.*`python tools/train.py --list-keys -m SHRVQVAE`"),
     'missing config': (lambda t: ['-c', str(t / 'nope.py')], r'nope.py.* does not exist'),
     'syntax error': (lambda t: ['-c', write_bad_config(t)], r'broken.py has a syntax error at line 2'),
     'negative lr': (lambda t: ['--cfg-options', 'lr=-0.001'], r"'lr' must be a number > 0, got -0.001"),
@@ -178,13 +181,58 @@ MISTAKES = {
                      r'train-images-idx3-ubyte.gz is not a readable \(gzip\) idx3 file'),
     'missing checkpoint': (lambda t: ['--test', '--ckpt_path', str(t / 'none.ckpt')], r'No checkpoint at .*none.ckpt'),
     'diverging': (lambda t: ['--cfg-options', 'lr=1e6'], r'Training diverged: .*stage "vq"'),
+    # round 2: each is refused before training starts
+    'limit_val_batches=1.5': (lambda t: ['--cfg-options', 'limit_val_batches=1.5'],
+                              r"'limit_val_batches' must be an integer >= 1 \(batches\) or a fraction in \(0, 1\]"),
+    'limit_val_batches=0.01': (lambda t: ['--cfg-options', 'limit_val_batches=0.01'],
+                               r"'limit_val_batches' must be at least one of the 2 validation batches"),
+    'metric_for_bestckpt=foo': (lambda t: ['--metric_for_bestckpt', 'foo'],
+                                r"'metric_for_bestckpt' must be a metric the method logs at validation: one of "
+                                r"'val_loss', 'val_recon_loss', got 'foo'"),
+    'in_shape channels': (lambda t: ['--cfg-options', 'in_shape=[4,3,64,64]'],
+                          r"'in_shape' must be \[T, 1, 64, 64\]: the frames of 'mmnist' .* are \(1, 64, 64\)"),
+    'seed -1': (lambda t: ['--seed', '-1'], r"'seed' must be an integer in \[0, 4294967295\], got -1"),
+    'res_dir is a file': (lambda t: ['--res_dir', write_file(t / 'a_file')],
+                          r'a_file/tiny cannot hold files: a part of the path is a file, not a folder'),
+    'ex_name of 300 chars': (lambda t: ['--ex_name', 'x' * 300], r'cannot hold files: a name in the path is too long'),
+    'data_root is a file': (lambda t: ['--data_root', write_file(t / 'data_file')],
+                            r'--data_root .*data_file is a file, not a folder'),
+    'log_step skips the final stage': (lambda t: ['--log_step', '3'],
+                                       r"'log_step' must be small enough that an epoch which may become best.ckpt "
+                                       r"is validated.*epochs 2-2 of 2 compete \(use log_step <= 1\)"),
+    'opt=rmsprop': (lambda t: ['--opt', 'rmsprop'], r"'opt' must be one of 'adam', 'adamw', 'sgd'"),
+    'momentum with adam': (lambda t: ['--momentum', '0.5'], r"'momentum' must be left out with opt='adam'"),
+    'clip_mode=agc': (lambda t: ['--clip_grad', '1', '--clip_mode', 'agc'], r"'clip_mode' must be one of 'norm', 'value'"),
+    'warm-up longer than a stage': (lambda t: ['--warmup_epoch', '1'], r"'warmup_epoch' must be shorter than every stage"),
+    'sched=Cosine': (lambda t: ['--sched', 'Cosine'], r"'sched' must be one of 'constant', 'none', 'cosine', 'onecycle'"),
+    'an OpenSTL key it does not read': (lambda t: ['--drop', '0.1'], r"'drop' is not read by S-HR-VQVAE"),
+    'checkpoint without state_dict': (lambda t: ['--test', '--ckpt_path', torch_file(t, {'epoch': 3})],
+                                      r"is not a Lightning checkpoint: it has no 'state_dict' of tensors \(its keys: "
+                                      r"epoch\)"),
+    'bare tensor as checkpoint': (lambda t: ['--test', '--ckpt_path', torch_file(t, torch.zeros(3))],
+                                  r"holds a Tensor, not a Lightning checkpoint"),
+    'resume from weights only': (lambda t: ['--resume', '--ckpt_path', torch_file(t, {'state_dict': {}})],
+                                 r'holds weights but no training state'),
 }
 
 
+def write_file(path):
+    path.write_text('not a folder')
+    return str(path)
+
+
+def torch_file(tmp_path, content):
+    path = tmp_path / 'odd.ckpt'
+    torch.save(content, path)
+    return str(path)
+
+
 @pytest.mark.parametrize('case', sorted(MISTAKES))
-def test_user_mistakes_print_one_line_and_exit_non_zero(case, tmp_path, capsys):
+def test_user_mistakes_print_one_line_and_exit_non_zero(case, tmp_path, capsys, monkeypatch):
     flags, expected = MISTAKES[case]
     argv = tiny_argv(tmp_path) + flags(tmp_path)
+    if case != 'diverging':        # every other mistake is refused before training starts
+        monkeypatch.setattr(pl.Trainer, 'fit', lambda *args, **kwargs: pytest.fail('training started'))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith('error: ') and '--debug' in err, err
@@ -302,3 +350,66 @@ def test_longer_test_sequences_go_to_the_plugins_loader(openstl, tmp_path):
     openstl_layout(tmp_path / 'data', frames=20)     # OpenSTL's loader reads exactly pre + aft = 8 frames
     *_, source = build_dataloaders(data_config(tmp_path, num_workers=0))
     assert source == 'openstl_hrvq'
+
+
+# ---------------------------------------------------------------- round 2: --resume against the run's record
+def record_of(ckpts):
+    return {name: (ckpts.parent / name).read_bytes() for name in ('config.py', 'model_param.json')}
+
+
+@pytest.mark.parametrize('flags, expected', [
+    (['--cfg-options', 'vq_hidden=12'], r"--resume: vq_hidden was 8 when .*last.ckpt was trained and is 12 now, which "
+                                         r"changes the model's weights: keep vq_hidden=8"),
+    (['--sched', 'cosine'], r"--resume: sched was 'constant' .* is 'cosine' now, but the checkpoint restores the "
+                            r"optimizer and schedule of sched='constant'"),
+])
+def test_resume_refuses_a_changed_shape_or_schedule_and_keeps_the_record(trained, tmp_path, capsys, flags, expected):
+    ckpts = copy_of(trained, tmp_path)
+    record, last = record_of(ckpts), (ckpts / 'last.ckpt').read_bytes()
+    assert main(tiny_argv(tmp_path, '--resume', '--epoch', '3', *flags)) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and re.search(expected, err), err
+    assert record_of(ckpts) == record and (ckpts / 'last.ckpt').read_bytes() == last
+    assert not (ckpts / 'interrupted.ckpt').exists()
+
+
+def test_resume_from_another_configs_checkpoint_names_the_key(trained, tmp_path, capsys):
+    other = trained / 'work_dirs' / 'tiny' / 'checkpoints' / 'last.ckpt'
+    argv = ['-c', tiny_config_file(tmp_path, vq_latent_dim=8), '--res_dir', str(tmp_path / 'work_dirs'),
+            '--ex_name', 'other', '--data_root', str(tmp_path / 'no_data'), '--no_display_method_info',
+            '--resume', '--ckpt_path', str(other)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and '--resume: vq_latent_dim was 4' in err and 'is 8 now' in err, err
+    assert not (tmp_path / 'work_dirs' / 'other' / 'config.py').exists()
+
+
+def test_resume_applies_a_changed_lr_to_the_restored_optimizers_and_records_it(trained, tmp_path):
+    ckpts = copy_of(trained, tmp_path)
+    resumed = Experiment(tiny_config(tmp_path, '--resume', '--epoch', '3', '--lr', '1e-5'))
+    rates = []
+
+    class RecordRates(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            rates.append([group['lr'] for opt in trainer.optimizers for group in opt.param_groups])
+
+    resumed.trainer.callbacks.append(RecordRates())
+    resumed.train()
+    assert rates and all(rate == pytest.approx(1e-5) for step in rates for rate in step)
+    state = torch.load(ckpts / 'last.ckpt', map_location='cpu', weights_only=False)
+    assert state['global_step'] == STEPS + 4
+    assert all(group['lr'] == pytest.approx(1e-5) for opt in state['optimizer_states'] for group in opt['param_groups'])
+    assert '"lr": 1e-05' in (ckpts.parent / 'model_param.json').read_text()
+    assert state['hyper_parameters']['lr'] == 1e-5
+
+
+def test_list_keys_shows_every_key_with_its_default_and_meaning(capsys):
+    from openstl_hrvq.methods.shrvqvae_keys import TABLE
+    from openstl_hrvq.api.validation import RUNNER_KEYS
+    assert main(['--list-keys', '-c', osp.join(REPO, 'configs', 'mmnist', 'shvqvae.py')]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line.split()[0]: line for line in lines if line and not line.startswith(('#', 'key '))}
+    assert set(listed) == set(TABLE) | set(RUNNER_KEYS)
+    assert re.match(r"lr +0\.0003 +a number > 0 +applied +learning rate of every stage", listed['lr'])
+    assert re.match(r"sched +'constant' +one of .* +refused \(optimizer\)", listed['sched'])
+    assert 'refused when set' in listed['drop'] and 'not read: the model has no dropout' in listed['drop']

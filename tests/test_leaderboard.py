@@ -3,7 +3,9 @@ trivial references, loading checkpoints instead of training, skipped OpenSTL row
 import csv
 import importlib.util
 import json
+import os
 import os.path as osp
+import signal
 
 import numpy as np
 import pytest
@@ -148,9 +150,9 @@ def test_load_reuses_checkpoints_and_merge_combines_runs(board):
     merged = merge_leaderboards(boards[:1], str(folder / 'merged'))
     assert [row['mse'] for row in merged['rows']] == [row['mse'] for row in result['rows']]
     assert osp.isfile(merged['files']['grid'])
-    with pytest.raises(FileNotFoundError, match='No checkpoint at'):
-        load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--ckpt',
-                                                       f'tiny_shvqvae={folder / "missing.ckpt"}'))
+    missing = load_tool('leaderboard').main(leaderboard_argv(folder, configs[:1], '--load', '--ckpt',
+                                                             f'tiny_shvqvae={folder / "missing.ckpt"}'))
+    assert missing['rows'][0]['status'].startswith('failed: FileNotFoundError: No checkpoint at')
 
 
 def test_extra_decodings_add_rows_from_the_same_checkpoint(board):
@@ -229,3 +231,56 @@ def test_preset_overrides_of_an_entry_left_out_are_dropped(monkeypatch):
     assert seen['options'].overrides == {}
     tool.main(['--preset', 'quality', '--baselines', '--override', 'nope:epoch=3'])
     assert seen['options'].overrides == {'nope': {'epoch': 3}}   # a user's own override stays (and is refused)
+
+
+def test_a_failing_entry_is_a_row_and_a_rerun_reuses_what_finished(tmp_path, capsys, monkeypatch):
+    good = write_config(tmp_path / 'good.py', method='SHRVQVAE', **dict(TINY_MODEL, in_shape=[4, 1, 64, 64]),
+                        vq_epochs=1, prior_epochs=1, batch_size=4, val_batch_size=4, num_workers=0)
+    bad = write_config(tmp_path / 'bad.py', method='SHRVQVAE', **dict(TINY_MODEL, in_shape=[4, 3, 64, 64]),
+                       vq_epochs=1, prior_epochs=1, batch_size=4, val_batch_size=4, num_workers=0)
+    tool = load_tool('leaderboard')
+    argv = leaderboard_argv(tmp_path, [good, bad], '--no-references')
+    assert tool.cli(argv) == 1
+    err = capsys.readouterr().err.split('\r')[-1].strip()     # after the progress bars
+    assert '\n' not in err and err.startswith('error: 1 entry failed') and "bad (failed: ConfigError: Config " \
+        "key 'in_shape' must be [T, 1, 64, 64]" in err, err
+    rows = {row['label']: row for row in json.loads((tmp_path / 'board' / 'leaderboard.json').read_text())['rows']}
+    assert rows['good']['status'] == 'ok' and rows['good']['mse'] > 0
+    assert rows['bad']['status'].startswith('failed: ConfigError')
+    assert '| failed: ConfigError' in (tmp_path / 'board' / 'leaderboard.md').read_text()
+    # the same command again: the finished entry is reused, not retrained or retested
+    best = tmp_path / 'board' / 'good' / 'checkpoints' / 'best.ckpt'
+    written = best.stat().st_mtime_ns
+    monkeypatch.setattr(tool, 'build_entries', lambda configs, baselines, dataname: build_entries([good], [], dataname))
+    again = tool.main(argv)
+    assert best.stat().st_mtime_ns == written
+    assert again['rows'][0]['mse'] == rows['good']['mse'] and again['rows'][0]['train_time_s'] == rows['good']['train_time_s']
+    # --force trains it again
+    forced = tool.main(argv + ['--force'])
+    assert best.stat().st_mtime_ns != written and forced['rows'][0]['train_time_s'] != rows['good']['train_time_s']
+
+
+def test_sigterm_stops_the_leaderboard_with_status_143(tmp_path, capsys, monkeypatch):
+    from openstl_hrvq.api import Experiment
+    train = Experiment.train
+
+    def signalled_train(self):
+        os.kill(os.getpid(), signal.SIGTERM)          # a real signal, handled by the leaderboard's handler
+        return train(self)
+
+    monkeypatch.setattr(Experiment, 'train', signalled_train)
+    assert load_tool('leaderboard').cli(leaderboard_argv(tmp_path, tiny_configs(tmp_path)[:1])) == 143
+    assert capsys.readouterr().err.split('\r')[-1].strip().endswith('error: stopped by SIGTERM (exit status 143); run the same command again '
+                                            'to continue')
+    assert not (tmp_path / 'board' / 'leaderboard.json').exists()
+
+
+def test_load_of_another_configs_checkpoint_is_a_row_naming_the_key(board, capsys):
+    folder, configs, result = board
+    checkpoint = folder / 'board' / 'tiny_shvqvae' / 'checkpoints' / 'best.ckpt'
+    argv = leaderboard_argv(folder, configs[:1], '--load', '--no-references', '--out', str(folder / 'other'),
+                            '--ckpt', f'tiny_shvqvae={checkpoint}', '--override', 'tiny_shvqvae:vq_hidden=12')
+    assert load_tool('leaderboard').cli(argv) == 1
+    row = json.loads((folder / 'other' / 'leaderboard.json').read_text())['rows'][0]
+    assert row['status'].startswith(f'failed: CheckpointError: Checkpoint {checkpoint} was trained with ')
+    assert 'vq_hidden=8 vs 12' in row['status']

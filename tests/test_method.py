@@ -166,17 +166,17 @@ def test_vq_frames_trains_the_tokenizer_on_distinct_frames_of_each_clip(tmp_path
     everything.model.vqvae.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
     everything.vq_loss(clips)
     assert torch.equal(seen[0], clips)
-    with pytest.raises(ValueError, match='vq_frames must be a positive integer'):
+    with pytest.raises(ValueError, match="'vq_frames' must be an integer >= 1 or None, got 0"):
         make_method(tmp_path, vq_frames=0)
 
 
 def test_training_config_takes_defaults_for_unset_keys_and_rejects_bad_values():
     """The method's training keys: None (the runner's "unset") gives the default, a stage lr overrides lr."""
-    config = TrainingConfig.from_config({'lr': None, 'prior_lr': 2e-3, 'sched': 'Cosine', 'opt_betas': [0.5, 0.9],
+    config = TrainingConfig.from_config({'lr': None, 'prior_lr': 2e-3, 'sched': 'cosine', 'opt_betas': [0.5, 0.9],
                                          'in_shape': (10, 1, 64, 64)})
     assert (config.lr, config.stage_lr('prior'), config.stage_lr('vq')) == (3e-4, 2e-3, 3e-4)
     assert config.sched == 'cosine' and config.opt_betas == (0.5, 0.9) and config.joint_lambda == 0.11
-    with pytest.raises(ConfigError, match="Unknown sched 'linear'"):
+    with pytest.raises(ConfigError, match="'sched' must be one of 'constant', 'none', 'cosine', 'onecycle', got 'linear'"):
         TrainingConfig.from_config({'sched': 'linear'})
-    with pytest.raises(ConfigError, match='prior_resample_rounds must be a positive integer'):
+    with pytest.raises(ConfigError, match="'prior_resample_rounds' must be an integer >= 1, got 0"):
         TrainingConfig.from_config({'prior_resample_rounds': 0})

@@ -12,7 +12,7 @@ from torch import nn
 from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api import Experiment, resolve_config
 from openstl_hrvq.api.config import default_config_path
-from openstl_hrvq.api.validation import SHRVQVAE_RULES
+from openstl_hrvq.methods.shrvqvae_keys import TABLE as SHRVQVAE_KEY_TABLE
 from openstl_hrvq.benchmark import config_entry
 from openstl_hrvq.benchmark.leaderboard import takes_decodings
 from openstl_hrvq.errors import ConfigError, UnknownKeyError
@@ -96,8 +96,9 @@ def test_config_keys_are_constructor_arguments_and_dataclass_fields():
     assert constructor_keys(StageSchedule) == {'vq_epochs', 'prior_epochs', 'joint_epochs'}
     keys = SHRVQVAE_METHOD.config_keys
     assert constructor_keys(TrainingConfig) | constructor_keys(StageSchedule) <= keys
-    assert 'warmup_epoch' not in keys           # a runner key (OpenSTL's) that S-HR-VQVAE never reads
-    assert set(SHRVQVAE_RULES) <= keys          # every range check is of a key the method or its model reads
+    assert 'decay_epoch' not in keys            # a runner key (OpenSTL's) that S-HR-VQVAE never reads
+    # the key table (accepted values, meaning, --resume) has exactly the keys the method and its model read
+    assert set(SHRVQVAE_KEY_TABLE) == keys
 
 
 def test_registered_method_is_found_by_config_resolution_runner_and_leaderboard(scaled_last_frame, tmp_path):

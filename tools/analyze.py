@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
-import json
 import logging
 import os
 import os.path as osp
@@ -33,6 +32,7 @@ from openstl_hrvq.analysis.sweep import sweep_markdown
 from openstl_hrvq.analysis.layers import layer_figure
 from openstl_hrvq.api.experiment import torch_device
 from openstl_hrvq.benchmark.table import read_rows
+from openstl_hrvq.files import atomic_write, save_json, save_text
 from openstl_hrvq.visualization import save_image
 
 log = logging.getLogger('analyze')
@@ -48,11 +48,8 @@ def _json_default(value):
 
 
 def write_report(out: str, name: str, title: str, markdown: str, data) -> None:
-    os.makedirs(out, exist_ok=True)
-    with open(osp.join(out, f'{name}.md'), 'w') as handle:
-        handle.write(f'# {title}\n\n{markdown}\n')
-    with open(osp.join(out, f'{name}.json'), 'w') as handle:
-        json.dump(data, handle, indent=1, default=_json_default)
+    save_text(osp.join(out, f'{name}.md'), f'# {title}\n\n{markdown}\n')
+    save_json(osp.join(out, f'{name}.json'), data, default=_json_default)
     log.info('%s:\n%s', title, markdown)
 
 
@@ -83,7 +80,7 @@ def run_layers(trained, inputs: np.ndarray, trues: np.ndarray, args) -> str:
 def run_usage(trained, inputs: np.ndarray, trues: np.ndarray, args) -> str:
     indices = encode_frames(trained.model.vqvae, frames_of(inputs, trues), device=args.device)
     usage = codebook_usage(indices, trained.model.vqvae.codebook_size)
-    with open(osp.join(args.out, 'subtrees.csv'), 'w', newline='') as handle:
+    with atomic_write(osp.join(args.out, 'subtrees.csv'), 'w') as handle:
         fields = [key for key in usage['subtrees'][0] if key != 'counts'] + ['counts']
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()

@@ -14,7 +14,6 @@ protocol row. Output under ``--out_dir``:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os.path as osp
 import time
@@ -24,6 +23,7 @@ from mmengine.config import DictAction
 
 from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api import Experiment, resolve_config
+from openstl_hrvq.files import save_json
 from openstl_hrvq.interpolation import ROWS, copy_nearest_input, evaluate, first_frame_predictor, write_tables
 from openstl_hrvq.interpolation.figures import example_figure
 from openstl_hrvq.method_registry import registered_methods
@@ -142,8 +142,7 @@ def main(argv=None) -> dict:
                 example_figure(outputs[row], f'{label} trained on {train_set}, test set {row}', path)
         results[train_set][REFERENCE_LABEL] = reference
     paths = write_tables(results, args.out_dir, budget_note(runs, args))
-    with open(osp.join(args.out_dir, 'runs.json'), 'w') as handle:
-        json.dump(runs, handle, indent=1)
+    save_json(osp.join(args.out_dir, 'runs.json'), runs)
     log.info('Tables written to %s', paths['md'])
     return results
 

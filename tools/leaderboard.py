@@ -3,11 +3,15 @@
     python tools/leaderboard.py -d mmnist --configs configs/mmnist/shvqvae.py configs/mmnist/shvqvae_joint.py \\
         --baselines simvp --epoch 4 --train_size 512 --test_size 256 --out work_dirs/leaderboard_mmnist
     python tools/leaderboard.py ... --load          # re-test the checkpoints of an earlier run
+    python tools/leaderboard.py ...                 # again: reuses finished entries, continues interrupted ones
     python tools/leaderboard.py --merge a/leaderboard.json b/leaderboard.json --out merged   # one table, one grid
     python tools/leaderboard.py --preset quality --seed 1 --out work_dirs/quality_s1   # the quality benchmark
 
 Writes <out>/leaderboard.{md,csv,json}, <out>/leaderboard_grid.png and <out>/animations/<row>.gif, and one
 experiment folder per entry (<out>/<config name>/: checkpoints, logs, saved/*.npy).
+
+An entry that fails becomes a row naming its error (exit status 1 after the table is written); SIGTERM and
+SIGINT stop it with status 143 and 130, and the same command continues where it stopped.
 """
 from __future__ import annotations
 
@@ -18,8 +22,10 @@ import sys
 
 from mmengine.config import DictAction
 
+from openstl_hrvq.api.signals import exit_on_signals, exit_status
 from openstl_hrvq.benchmark import (Budget, CostProtocol, LeaderboardOptions, build_entries, merge_leaderboards,
                                    run_leaderboard)
+from openstl_hrvq.errors import UserError
 
 
 #: Named argument sets; flags given beside ``--preset`` come after the preset's and override (or extend) them.
@@ -82,8 +88,12 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument('--num_workers', type=int)
     parser.add_argument('--out', default=None, help='output folder (default: work_dirs/leaderboard_<dataname>)')
     parser.add_argument('--load', action='store_true', help='test existing checkpoints instead of training')
-    parser.add_argument('--force', action='store_true',
-                        help="retrain entries whose folders under --out already hold checkpoints (deletes them)")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument('--resume', action='store_true',
+                       help='the default: reuse the entries that finished with the same config, continue the '
+                            'interrupted ones, train the missing ones')
+    again.add_argument('--force', action='store_true',
+                       help='retrain every entry from scratch (deletes their checkpoints under --out)')
     parser.add_argument('--merge', nargs='+', metavar='LEADERBOARD_JSON',
                         help='merge earlier runs on the same test sequences into one table and grid (no training)')
     parser.add_argument('--ckpt', nargs='*', default=[], metavar='LABEL=PATH', help='checkpoints for --load')
@@ -139,8 +149,28 @@ def main(argv=None) -> dict:
     return result
 
 
-if __name__ == '__main__':
+def failed_entries(result: dict) -> list[str]:
+    return [f"{row['label']} ({row['status']})" for row in result['rows'] if row.get('status', '').startswith('failed')]
+
+
+def cli(argv=None) -> int:
+    """:func:`main` for the command line: one line and a non-zero status for a failure (1: an entry failed, its
+    row says why; 2: a mistake in the arguments or files; 143/130: SIGTERM/SIGINT)."""
     try:
-        main()
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        raise SystemExit(f'{type(error).__name__}: {error}') from None
+        with exit_on_signals():
+            result = main(argv)
+    except (UserError, FileNotFoundError, ValueError, KeyError) as error:
+        sys.stderr.write(f'error: {error}\n')
+        return 2
+    except BaseException as error:
+        return exit_status(error, '; run the same command again to continue')
+    failed = failed_entries(result)
+    if failed:
+        sys.stderr.write(f'error: {len(failed)} entr{"y" if len(failed) == 1 else "ies"} failed, see their rows in '
+                         f"{result['files']['md']}: {'; '.join(failed)}\n")
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(cli())

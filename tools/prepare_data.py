@@ -28,11 +28,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from openstl_hrvq.datasets.digit_files import write_idx_images  # noqa: E402
+from openstl_hrvq.datasets.digit_files import read_idx_images, write_idx_images  # noqa: E402
 from openstl_hrvq.datasets.moving_digits import generate_sequences  # noqa: E402
 from openstl_hrvq.datasets.moving_mnist import (  # noqa: E402
     DEBIAN_FASHION_MNIST, LAYOUT, TEST_SET_FRAMES, TEST_SET_SEED, TRAIN_IMAGES_FILE, DigitSource, embedded_source,
     idx_folder_source)
+from openstl_hrvq.errors import UserError  # noqa: E402
+from openstl_hrvq.files import atomic_write, ensure_writable_folder, save_array  # noqa: E402
 
 logger = logging.getLogger('prepare_data')
 
@@ -56,8 +58,8 @@ def embed_digits(sheet: Path, output: Path) -> None:
     digits = (pixels.reshape(rows, SHEET_CELL, cols, SHEET_CELL)
               .transpose(0, 2, 1, 3).reshape(rows * cols, SHEET_CELL, SHEET_CELL))
     labels = np.repeat(np.arange(rows) // SHEET_ROWS_PER_CLASS, cols).astype(np.uint8)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(output, digits=digits, labels=labels, source_sha256=np.array(digest))
+    with atomic_write(str(output)) as handle:
+        np.savez_compressed(handle, digits=digits, labels=labels, source_sha256=np.array(digest))
     logger.info('wrote %d digits (%d classes) to %s (%d bytes)',
                 len(digits), len(np.unique(labels)), output, output.stat().st_size)
 
@@ -67,19 +69,38 @@ def write_moving_digits(source: DigitSource, data_root: Path, data_name: str, nu
     """Write OpenSTL's training idx file and a generated fixed test set for ``source``."""
     folder, test_file = LAYOUT[data_name]
     train_path, test_path = data_root / folder / TRAIN_IMAGES_FILE, data_root / folder / test_file
-    existing = [str(path) for path in (train_path, test_path) if path.exists()]
-    if existing and not force:
-        raise FileExistsError(f'{" and ".join(existing)} already exist; pass --force to overwrite them.')
+    ensure_writable_folder(str(data_root / folder), '--data-root')
+    complete = [str(path) for path in (train_path, test_path) if is_complete(path)]
+    if len(complete) == 2 and not force:
+        raise FileExistsError(f'{" and ".join(complete)} already exist; pass --force to overwrite them.')
+    if complete and not force:
+        logger.info('%s exists without its partner (an earlier run stopped half-way): writing both', complete[0])
     num_test = source.num_generated_test if num_test is None else num_test
     if source.train_file is not None:
-        train_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source.train_file, train_path)
+        with atomic_write(str(train_path)) as handle, open(source.train_file, 'rb') as original:
+            shutil.copyfileobj(original, handle)
     else:
         write_idx_images(train_path, source.train_digits)
     logger.info('wrote %d training images to %s', len(source.train_digits), train_path)
     sequences = generate_sequences(source.test_digits, TEST_SET_SEED, num_test, TEST_SET_FRAMES)
-    np.save(test_path, sequences)
+    save_array(str(test_path), sequences)
     logger.info('wrote %d test sequences %s from %s to %s', num_test, sequences.shape, source.description, test_path)
+
+
+def is_complete(path: Path) -> bool:
+    """Whether ``path`` is a whole file of its kind; an incomplete one (from a disk that filled up under an
+    older, non-atomic writer) is overwritten without --force."""
+    if not path.exists():
+        return False
+    try:
+        if path.suffix == '.npy':
+            np.load(path, mmap_mode='r')
+        else:
+            read_idx_images(path)
+    except (UserError, ValueError, OSError, EOFError):
+        logger.info('%s is incomplete or damaged: writing it again', path)
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         run(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except (UserError, FileNotFoundError, FileExistsError, ValueError) as error:
         parser.exit(1, f'prepare_data: {error}\n')
 
 

@@ -4,7 +4,8 @@ Config files are flat Python files in OpenSTL's style (``method = 'SHRVQVAE'`` t
 with mmengine's ``Config`` so OpenSTL's own ``load_config`` reads the same files. Keys are checked: a key no
 component reads is a typo until proven otherwise, so it is an error that names it and suggests the nearest
 known key. A registered method's keys are derived from the code that reads them
-(:attr:`~openstl_hrvq.method_registry.MethodSpec.config_keys`), never listed by hand.
+(:attr:`~openstl_hrvq.method_registry.MethodSpec.config_keys`), never listed by hand, and so are its defaults,
+which replace OpenSTL's runner defaults for the keys it reads (:func:`method_defaults`).
 """
 from __future__ import annotations
 
@@ -57,14 +58,27 @@ def known_keys(method: str, file_keys: Iterable[str] = ()) -> set[str]:
     return keys | (spec.config_keys if spec else set(file_keys))
 
 
-def check_keys(keys: Iterable[str], allowed: set[str], source: str) -> None:
+def check_keys(keys: Iterable[str], allowed: set[str], source: str, method: str = DEFAULTS['method']) -> None:
     """Raise one clear error for the first key that nothing reads."""
     for key in keys:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ''
-            raise UnknownKeyError(f"Unknown config key '{key}' in {source}.{hint} "
-                                  f"Remove it or fix its name (known keys are listed in the README).")
+            raise UnknownKeyError(f"Unknown config key '{key}' in {source}.{hint} Remove it or fix its name "
+                                  f"(`python tools/train.py --list-keys -m {method}` lists the known keys).")
+
+
+def method_defaults(method: str) -> dict:
+    """Every key's default for ``method``: OpenSTL's runner defaults, with a registered method's own defaults in
+    their place for the keys it reads (S-HR-VQVAE trains with its own lr 3e-4 and constant schedule, not
+    OpenSTL's 1e-3 and onecycle). A method default of None (e.g. ``pre_seq_length``: "from ``in_shape``") leaves
+    the runner's."""
+    defaults = dict(DEFAULTS)
+    spec = find_method(method)
+    for key, value in (spec.defaults if spec else {}).items():
+        if value is not None or key not in defaults:
+            defaults[key] = value
+    return defaults
 
 
 def default_config_path(method: str, dataname: str, root: str = 'configs') -> str:
@@ -96,10 +110,10 @@ def resolve_config(cli: Mapping | None = None) -> dict:
     method = cfg_options.get('method') or cli.get('method') or from_file.get('method') or DEFAULTS['method']
     get_method_class(method)   # an unknown method is named here, before anything is built
     allowed = known_keys(method, from_file)
-    check_keys(from_file, allowed, path)
-    check_keys(cfg_options, allowed, '--cfg-options')
+    check_keys(from_file, allowed, path, method)
+    check_keys(cfg_options, allowed, '--cfg-options', method)
 
-    config = dict(DEFAULTS)
+    config = method_defaults(method)
     config.update(from_file)
     config.update(cli)
     config.update(cfg_options)
@@ -113,7 +127,7 @@ def resolve_config(cli: Mapping | None = None) -> dict:
     for key, value in dataset_parameters[dataname].items():
         if key not in explicit:
             config[key] = value
-    check_values(config)
+    check_values(config, explicit)
     if 'total_length' not in explicit:
         config['total_length'] = config['pre_seq_length'] + config['aft_seq_length']
     return config

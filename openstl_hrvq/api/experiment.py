@@ -14,12 +14,12 @@ Differences from OpenSTL's runner, each for a reason:
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import os.path as osp
 import time
 import warnings
+import weakref
 
 import pytorch_lightning as pl
 import torch
@@ -27,13 +27,18 @@ from mmengine.config import Config
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from openstl_hrvq import openstl_bridge
-from openstl_hrvq.api.checkpoints import (BEST, BestCheckpoint, InterruptCheckpoint, LastCheckpoint,
-                                         load_checkpoint, resume_checkpoint)
+from openstl_hrvq.api.checkpoints import (BEST, AtomicCheckpointIO, BestCheckpoint, InterruptCheckpoint,
+                                         LastCheckpoint, load_checkpoint, resume_checkpoint)
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.divergence import DivergenceGuard
+from openstl_hrvq.api.lock import lock_experiment
 from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.api.console import quiet_console
+from openstl_hrvq.api.preflight import check_data, check_folders
+from openstl_hrvq.api.resume import WriteRecordAtStart, check_resume, weights_mismatch
+from openstl_hrvq.api.signals import SignalGuard
 from openstl_hrvq.errors import CheckpointError, ConfigError
+from openstl_hrvq.files import save_json, save_text
 from openstl_hrvq.method_registry import find_method, registered_methods
 from openstl_hrvq.methods import LeaderboardTestMixin
 from openstl_hrvq.model_info import describe_model
@@ -113,6 +118,11 @@ class Experiment:
         self.config = config = dict(config)
         self.save_dir = osp.join(config['res_dir'], config['ex_name'])
         self.ckpt_dir = osp.join(self.save_dir, 'checkpoints')
+        check_folders(config, self.save_dir)
+        # One live run per folder, taken before anything in it is written, released by close() (or when this
+        # object is collected, or the process ends).
+        self._lock = lock_experiment(self.save_dir)
+        weakref.finalize(self, self._lock.release)
         setup_logging(self.save_dir, 'test' if config.get('test') else 'train')
         quiet_console()
         # Checked before the data and the model are built, so a wrong --device or method fails at once.
@@ -124,6 +134,7 @@ class Experiment:
         else:
             self.train_loader, self.val_loader, self.test_loader = dataloaders
             self.data_source = 'given'
+        check_data(config, self.train_loader, self.val_loader)
         dataset = self.test_loader.dataset
         config['method'] = config['method'].lower()
         self.method = method_class(steps_per_epoch=len(self.train_loader), test_mean=dataset.mean,
@@ -136,12 +147,11 @@ class Experiment:
 
     # ------------------------------------------------------------------ set-up
     def _write_config(self) -> None:
-        """The training record (``config.py``, ``model_param.json``): written by :meth:`train` only, so testing
-        another checkpoint or config never rewrites what the experiment was trained with."""
-        os.makedirs(self.save_dir, exist_ok=True)
-        Config(self.config).dump(osp.join(self.save_dir, 'config.py'))
-        with open(osp.join(self.save_dir, 'model_param.json'), 'w') as handle:
-            json.dump(self.config, handle, indent=1, default=str)
+        """The training record (``config.py``, ``model_param.json``), written atomically when training starts
+        (:class:`~openstl_hrvq.api.resume.WriteRecordAtStart`): testing another checkpoint or config, or a run that
+        fails before its first step, never rewrites what the experiment was trained with."""
+        save_text(osp.join(self.save_dir, 'config.py'), Config(self.config).pretty_text)
+        save_json(osp.join(self.save_dir, 'model_param.json'), self.config, default=str)
 
     def _strategy(self, devices) -> str:
         if self.config.get('strategy') not in (None, 'auto'):
@@ -164,19 +174,25 @@ class Experiment:
             LastCheckpoint(self.ckpt_dir, int(config.get('ckpt_every_n_steps') or 0)),
             self.interrupt_checkpoint,
             DivergenceGuard(config['metric_for_bestckpt']),
+            SignalGuard(),
+            WriteRecordAtStart(self._write_config),
         ]
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
         return pl.Trainer(
             accelerator=self.accelerator, devices=devices, num_nodes=int(config['num_nodes']),
             strategy=self._strategy(devices), max_epochs=int(config['epoch']),
             precision='16-mixed' if config.get('fp16') and self.accelerator == 'gpu' else '32-true',
-            callbacks=callbacks, logger=loggers, default_root_dir=self.save_dir,
+            callbacks=callbacks, logger=loggers, default_root_dir=self.save_dir, plugins=[AtomicCheckpointIO()],
             log_every_n_steps=max(1, min(50, len(self.train_loader))),
             check_val_every_n_epoch=int(config.get('log_step') or 1),
             limit_val_batches=config.get('limit_val_batches') or 1.0,
             num_sanity_val_steps=1, deterministic=bool(config.get('deterministic')),
             enable_model_summary=False,     # display_method_info logs the model table with fvcore's FLOPs
         )
+
+    def close(self) -> None:
+        """Let go of the experiment folder's lock, so that another process may run in it."""
+        self._lock.release()
 
     def display_method_info(self) -> dict:
         """Log the parameter count and FLOPs (fvcore) of the model, like OpenSTL does before training."""
@@ -211,25 +227,31 @@ class Experiment:
         ckpt, start_step = None, 0
         if self.config.get('resume'):
             ckpt, start_step = resume_checkpoint(self.ckpt_dir, self.config.get('ckpt_path'))
+            state = load_checkpoint(ckpt)
+            check_resume(self.config, state.get('hyper_parameters') or {}, ckpt)
+            problem = weights_mismatch(self.method, state['state_dict'])
+            if problem:
+                raise self._mismatch(ckpt, state.get('hyper_parameters') or {}, problem)
             log.info('Resuming training from %s (global step %d)', ckpt, start_step)
         else:
             self._claim_checkpoint_dir()
-        self._write_config()
         self.interrupt_checkpoint.start_step = start_step
         if not self.config.get('no_display_method_info'):
             self.display_method_info()
         self.trainer.fit(self.method, self.train_loader, self.val_loader, ckpt_path=ckpt)
 
-    def _mismatch(self, path: str, trained: dict) -> CheckpointError:
+    def _mismatch(self, path: str, trained: dict, detail: str | None = None) -> CheckpointError:
         """The one-line error for a checkpoint whose weights do not fit this config's model: both configs and the
-        model keys they disagree on (the runner's own keys, such as paths and budgets, say nothing about shapes)."""
+        model keys they disagree on (the runner's own keys, such as paths and budgets, say nothing about shapes),
+        else ``detail`` (which tensors differ)."""
         differ = [f'{key}={trained[key]!r} vs {self.config[key]!r}' for key in sorted(set(trained) & set(self.config))
                   if key not in DEFAULTS and trained[key] != self.config[key]]
         trained_with = trained.get('config_file') or 'another config'
+        why = ', '.join(differ[:4]) if differ else detail
         return CheckpointError(
             f'Checkpoint {path} was trained with {trained_with} and does not fit the model of '
-            f'{self.config.get("config_file")}' + (f' ({", ".join(differ[:4])})' if differ else '') +
-            f': test it with -c {trained_with}, or pass a checkpoint of this config with --ckpt_path.')
+            f'{self.config.get("config_file")}' + (f' ({why})' if why else '') +
+            f': use it with -c {trained_with}, or pass a checkpoint of this config with --ckpt_path.')
 
     @property
     def best_checkpoint(self) -> str:
@@ -245,10 +267,10 @@ class Experiment:
         chosen = self.config.get('ckpt_path') if self.config.get('test') else None
         path = ckpt_path or chosen or self.best_checkpoint
         state = load_checkpoint(path)
-        try:
-            self.method.load_state_dict(state['state_dict'])
-        except RuntimeError as error:
-            raise self._mismatch(path, state.get('hyper_parameters') or {}) from error
+        problem = weights_mismatch(self.method, state['state_dict'])
+        if problem:
+            raise self._mismatch(path, state.get('hyper_parameters') or {}, problem)
+        self.method.load_state_dict(state['state_dict'])
         log.info('Testing %s (epoch %s, global step %s)', path, state.get('epoch'), state.get('global_step'))
         self.trainer.test(self.method, self.test_loader)
         results = dict(self.method.test_results)

@@ -54,6 +54,8 @@ def create_parser() -> argparse.ArgumentParser:
     _flag(group, '--test', kind=bool, help='only test (the best checkpoint, or --ckpt_path)')
     _flag(group, '--deterministic', kind=bool, help='deterministic algorithms (reproducible, slower)')
     _flag(group, '--debug', kind=bool, help='show the traceback of an error instead of its one-line message')
+    _flag(group, '--list-keys', '--list_keys', kind=bool, help='list every config key of the method of -c/-m with '
+                                                                'its default, accepted values and meaning, and exit')
     group = parser.add_argument_group('data')
     _flag(group, '--batch_size', '-b', kind=int)
     _flag(group, '--val_batch_size', '-vb', kind=int)

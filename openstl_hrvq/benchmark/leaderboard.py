@@ -17,10 +17,12 @@ from tqdm import tqdm
 from openstl_hrvq.api.data import all_dataset_parameters, test_arrays
 from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.benchmark.entries import Entry, openstl_root
-from openstl_hrvq.benchmark.runner import Budget, CostProtocol, EntryRun, entry_config, load_saved, run_entry
+from openstl_hrvq.benchmark.runner import (Budget, CostProtocol, EntryRun, entry_config, finished_run, load_saved,
+                                           run_entry)
 from openstl_hrvq.benchmark.scoring import (leaderboard_metrics, lpips_unavailable_reason, score_predictions,
                                            table_scores)
 from openstl_hrvq.benchmark.table import read_rows, write_tables
+from openstl_hrvq.files import ensure_writable_folder
 from openstl_hrvq.method_registry import find_method
 from openstl_hrvq.models.shrvqvae_model import describe_decoding
 from openstl_hrvq.references import reference_predictions
@@ -115,6 +117,13 @@ def method_row(entry: Entry, run: EntryRun, scores: dict, lpips_reason: str | No
                 model_config=run.model_config, source=entry.source)
 
 
+def failed_row(entry: Entry, error: Exception) -> dict:
+    """The row of an entry that failed: its error, in one line, where its scores would be."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ''
+    return dict(method=entry.display, config=_config_name(entry), label=entry.label,
+                status=f'failed: {type(error).__name__}: {message}', source=entry.source)
+
+
 def skipped_row(entry: Entry) -> dict:
     return dict(method=entry.display, config=_config_name(entry), label=entry.label,
                 status=f'skipped: {entry.skip_reason}', source=entry.source)
@@ -168,6 +177,25 @@ def draw_pictures(test_set: TestSet, predictions: dict[str, np.ndarray], out_dir
     return paths
 
 
+def _run_entry_and_decodings(entry: Entry, budget: Budget, out_dir: str, overrides: dict,
+                             options: LeaderboardOptions) -> list:
+    """``[(entry, run), (variant, run), ...]``: the entry trained (or loaded, or reused when it finished with this
+    config before) and tested, then its checkpoint tested with each extra decoding."""
+    config = entry_config(entry, budget, out_dir, overrides)
+    reuse = not options.load and not config.get('force')
+    reused = reuse and finished_run(config) is not None     # its decodings were tested on this very checkpoint
+    base = run_entry(entry, config, options.load, options.checkpoints.get(entry.label), options.protocol, reuse)
+    runs = [(entry, base)]
+    for spec in options.decodings if takes_decodings(entry.method) else ():
+        keys = decoding_keys(spec)
+        if describe_decoding(**keys) == base.decoding:
+            continue
+        variant = decoding_variant(entry, spec)
+        config = entry_config(variant, budget, out_dir, {**overrides, **keys})
+        runs.append((variant, run_entry(variant, config, True, base.checkpoint, options.protocol, reused)))
+    return runs
+
+
 def _budget_text(budget: Budget) -> str:
     epoch = f'{budget.epoch} epochs' if budget.epoch else "each config's epochs"
     size = f'{budget.train_size} training sequences per epoch' if budget.train_size else 'the full training set'
@@ -188,7 +216,7 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
     if unknown:
         raise ValueError(f'--override names {sorted(unknown)}, which are not entries; the entries are '
                          f'{[entry.label for entry in entries]}.')
-    os.makedirs(out_dir, exist_ok=True)
+    ensure_writable_folder(out_dir, '--out')
     test_set = None  # the first tested entry's sequences; every later entry must match them
     lpips_reason = lpips_unavailable_reason()
     rows, predictions, devices = [], {}, set()
@@ -200,25 +228,26 @@ def run_leaderboard(entries: list[Entry], budget: Budget, out_dir: str,
         # The entry's own test scores the leaderboard's metrics, so its predictions are scored once.
         overrides = {**options.cfg_options, **options.overrides.get(entry.label, {}),
                      'metrics': leaderboard_metrics(lpips_reason is None)}
-        runs = [(entry, run_entry(entry, entry_config(entry, budget, out_dir, overrides), options.load,
-                                  options.checkpoints.get(entry.label), options.protocol))]
-        for spec in options.decodings if takes_decodings(entry.method) else ():
-            keys = decoding_keys(spec)
-            if describe_decoding(**keys) == runs[0][1].decoding:
-                continue
-            variant = decoding_variant(entry, spec)
-            config = entry_config(variant, budget, out_dir, {**overrides, **keys})
-            runs.append((variant, run_entry(variant, config, True, runs[0][1].checkpoint, options.protocol)))
-        for tested, run in runs:
-            devices.add(run.device)
-            if test_set is None:
-                saved = load_saved(run.save_dir)
-                test_set = TestSet(saved['inputs'], saved['trues'], run.test_mean, run.test_std)
-            else:
-                saved = load_saved(run.save_dir, ('trues', 'preds'))
-                check_same_sequences(saved, test_set, tested.label)
-            rows.append(method_row(tested, run, table_scores(run.scores), lpips_reason))
-            predictions[tested.label] = saved['preds'][:shown_samples(options)]
+        try:    # a failing entry becomes a row naming its error; the others still make the table
+            runs = _run_entry_and_decodings(entry, budget, out_dir, overrides, options)
+            tested_rows, tested_predictions, reference = [], {}, test_set
+            for tested, run in runs:
+                if reference is None:
+                    saved = load_saved(run.save_dir)
+                    reference = TestSet(saved['inputs'], saved['trues'], run.test_mean, run.test_std)
+                else:
+                    saved = load_saved(run.save_dir, ('trues', 'preds'))
+                    check_same_sequences(saved, reference, tested.label)
+                tested_rows.append(method_row(tested, run, table_scores(run.scores), lpips_reason))
+                tested_predictions[tested.label] = saved['preds'][:shown_samples(options)]
+        except Exception as error:  # noqa: BLE001 -- any failure of one entry; signals are BaseExceptions
+            log.error('%s failed: %s: %s', entry.label, type(error).__name__, error)
+            rows.append(failed_row(entry, error))
+            continue
+        test_set = reference
+        devices.update(run.device for _, run in runs)
+        rows += tested_rows
+        predictions.update(tested_predictions)
     if test_set is None:
         test_set = reference_test_set(budget)
     if options.references:

@@ -10,12 +10,13 @@ import json
 import logging
 import os.path as osp
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from openstl_hrvq.api import Experiment, resolve_config
 from openstl_hrvq.benchmark.entries import Entry
+from openstl_hrvq.files import save_json
 from openstl_hrvq.model_info import describe_model
 from openstl_hrvq.openstl_bridge import model_takes_frames
 
@@ -123,14 +124,54 @@ def read_record(*paths: str) -> dict:
     return {}
 
 
+#: Keys of a resolved config that say how a run is started, not what it is.
+NOT_IDENTITY = ('force', 'resume', 'debug', 'no_display_method_info')
+
+
+def identity(config: dict) -> dict:
+    """What makes two runs of an entry the same run: its resolved config, as JSON would store it."""
+    return json.loads(json.dumps({key: value for key, value in config.items() if key not in NOT_IDENTITY},
+                                 default=str))
+
+
+def finished_run(config: dict, ckpt: str | None = None) -> EntryRun | None:
+    """The recorded run of ``<res_dir>/<ex_name>`` when it finished with this very config (and, for a tested
+    checkpoint, ``ckpt``), its checkpoint and test arrays still there; else None."""
+    save_dir = osp.join(config['res_dir'], config['ex_name'])
+    record = read_record(osp.join(save_dir, ENTRY_RECORD))
+    if not record or record.get('config') != identity(config) or (ckpt and record.get('checkpoint') != ckpt):
+        return None
+    arrays = [osp.join(save_dir, 'saved', f'{name}.npy') for name in ('inputs', 'trues', 'preds')]
+    if not all(map(osp.isfile, [record.get('checkpoint') or '', *arrays])):
+        return None
+    return EntryRun(**{item.name: record[item.name] for item in fields(EntryRun) if item.name in record})
+
+
+def has_progress(config: dict) -> bool:
+    """Whether the entry's folder holds a checkpoint that ``--resume`` can continue from."""
+    folder = osp.join(config['res_dir'], config['ex_name'], 'checkpoints')
+    return any(osp.isfile(osp.join(folder, name)) for name in ('last.ckpt', 'interrupted.ckpt'))
+
+
 def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None = None,
-              protocol: CostProtocol = CostProtocol()) -> EntryRun:
+              protocol: CostProtocol = CostProtocol(), reuse: bool = True) -> EntryRun:
     """Train ``entry`` (or load its checkpoint with ``load``), test it, and measure its cost.
 
-    The test writes ``<save_dir>/saved/{inputs,trues,preds,metrics}.npy``; ``leaderboard_entry.json`` there
-    keeps the training time and steps, so a later ``load`` run can still report them (it looks in its own
-    folder, then in the experiment folder of the checkpoint it loads).
+    With ``reuse`` (and without ``force``) an entry that finished with the same config (and checkpoint) is not
+    run again: its record is returned (:func:`finished_run`); one whose training stopped half-way resumes from
+    its checkpoint. The test writes ``<save_dir>/saved/{inputs,trues,preds,metrics}.npy``;
+    ``leaderboard_entry.json`` there keeps the run (its config, training time and steps), so a later ``load``
+    run can still report them (it looks in its own folder, then in the experiment folder of the checkpoint it
+    loads).
     """
+    if reuse and not config.get('force'):
+        done = finished_run(config, ckpt if load else None)
+        if done is not None:
+            log.info('%s: finished earlier with this config (%s); reusing it', entry.label, done.save_dir)
+            return done
+        if not load and has_progress(config):
+            log.info('%s: continuing its interrupted training (--resume)', entry.label)
+            config = dict(config, resume=True)
     experiment = Experiment(config)
     record_path = osp.join(experiment.save_dir, ENTRY_RECORD)
     if load:
@@ -155,9 +196,8 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
                    model_config={key: _json_ready(config[key]) for key in SWEEP_KEYS if key in config},
                    scores=dict(experiment.method.test_results), per_frame=dict(experiment.method.test_per_frame),
                    decoding=getattr(experiment.method.model, 'decoding', DIRECT_DECODING), checkpoint=path)
-    if not load:
-        with open(record_path, 'w') as handle:
-            json.dump(asdict(run), handle, indent=1)
+    save_json(record_path, dict(asdict(run), config=identity(config)))
+    experiment.close()
     return run
 
 

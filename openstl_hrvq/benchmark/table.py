@@ -6,11 +6,13 @@ reason LPIPS is missing. The Markdown table prints None as "n/a" and explains ev
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import os.path as osp
 
+from openstl_hrvq.files import save_json, save_text
 from openstl_hrvq.references import reference_notes
 
 #: (key, Markdown header, format) in table order; format None means "print as is".
@@ -94,7 +96,7 @@ def markdown_report(rows: list[dict], meta: dict) -> str:
     notes.extend(f'- LPIPS n/a: {note}.' for note in lpips_notes)
     for row in rows:
         if row.get('status', 'ok') != 'ok':
-            notes.append(f"- {row['method']} ({row['config']}): {row['status']}.")
+            notes.append(f"- {row['method']} ({row['config']}): {row['status'].rstrip('.')}.")
     for note in meta.get('notes', []):
         notes.append(f'- {note}')
     sections = [f"# Leaderboard: {meta['dataname']}", markdown_table(rows), '\n'.join(notes)]
@@ -109,15 +111,14 @@ def write_tables(rows: list[dict], meta: dict, out_dir: str) -> dict[str, str]:
     """Write ``leaderboard.{md,csv,json}`` under ``out_dir``; returns format -> path."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {ext: osp.join(out_dir, f'leaderboard.{ext}') for ext in ('md', 'csv', 'json')}
-    with open(paths['md'], 'w') as handle:
-        handle.write(markdown_report(rows, meta))
-    with open(paths['csv'], 'w', newline='') as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMN_KEYS + EXTRA_KEYS, extrasaction='ignore')
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: '' if row.get(key) is None else row.get(key) for key in COLUMN_KEYS + EXTRA_KEYS})
-    with open(paths['json'], 'w') as handle:
-        json.dump({'meta': meta, 'rows': rows}, handle, indent=1)
+    save_text(paths['md'], markdown_report(rows, meta))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMN_KEYS + EXTRA_KEYS, extrasaction='ignore')
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: '' if row.get(key) is None else row.get(key) for key in COLUMN_KEYS + EXTRA_KEYS})
+    save_text(paths['csv'], table.getvalue())
+    save_json(paths['json'], {'meta': meta, 'rows': rows})
     return paths
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from openstl_hrvq.errors import DataFileError, MissingFileError
+from openstl_hrvq.files import atomic_write
 
 IDX3_MAGIC = 2051
 IDX3_HEADER_BYTES = 16
@@ -48,10 +49,8 @@ def write_idx_images(path: str | Path, images: np.ndarray) -> None:
     if images.ndim != 3:
         raise ValueError(f'idx3 images must be (N, rows, cols), got shape {images.shape}.')
     header = np.array([IDX3_MAGIC, *images.shape], dtype='>u4').tobytes()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, 'wb') as handle:
-        handle.write(header + images.tobytes())
+    with atomic_write(str(path)) as handle, gzip.GzipFile(Path(path).name, 'wb', fileobj=handle) as compressed:
+        compressed.write(header + images.tobytes())
 
 
 def load_test_sequences(path: str | Path, num_frames: int, image_size: int, hint: str = GET_DATA_HINT) -> np.ndarray:

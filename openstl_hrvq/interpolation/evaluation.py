@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from openstl_hrvq.datasets import transformed_digits as tdigits
+from openstl_hrvq.files import atomic_write
 from openstl_hrvq.interpolation.protocol import ROWS, TASKS, TEST_SETS, parse_row, task_inputs
 from openstl_hrvq.metrics import metric, per_frame_metrics
 
@@ -39,7 +40,9 @@ class RowOutputs:
     preds: np.ndarray
 
     def save(self, path: str) -> None:
-        np.savez_compressed(path, inputs=self.inputs, trues=self.trues, preds=self.preds)
+        """Write the arrays to ``path`` (an ``.npz``), atomically."""
+        with atomic_write(path) as handle:
+            np.savez_compressed(handle, inputs=self.inputs, trues=self.trues, preds=self.preds)
 
     @classmethod
     def load(cls, path: str) -> 'RowOutputs':

@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import os.path as osp
 
+from openstl_hrvq.files import atomic_write, save_json, save_text
 from openstl_hrvq.interpolation.evaluation import FRAME_GROUPS, METRICS
 from openstl_hrvq.interpolation.protocol import ROWS
 
@@ -66,12 +66,10 @@ def write_tables(results: dict, out_dir: str, note: str = '') -> dict[str, str]:
     Returns:
         format -> path.
     """
-    os.makedirs(out_dir, exist_ok=True)
     paths = {'md': osp.join(out_dir, 'tables.md'), 'csv': osp.join(out_dir, 'tables.csv'),
              'json': osp.join(out_dir, 'results.json')}
-    with open(paths['md'], 'w') as handle:
-        handle.write(results_markdown(results, note))
-    with open(paths['csv'], 'w', newline='') as handle:
+    save_text(paths['md'], results_markdown(results, note))
+    with atomic_write(paths['csv'], 'w') as handle:
         writer = csv.writer(handle)
         writer.writerow(['train_set', 'method', 'row', 'frames', 'N', *METRICS])
         for train_set, by_method in results.items():
@@ -80,6 +78,5 @@ def write_tables(results: dict, out_dir: str, note: str = '') -> dict[str, str]:
                     for group in FRAME_GROUPS:
                         writer.writerow([train_set, method, row, group, row_scores['N'],
                                          *(row_scores[group][name] for name in METRICS)])
-    with open(paths['json'], 'w') as handle:
-        json.dump(results, handle, indent=1)
+    save_json(paths['json'], results)
     return paths

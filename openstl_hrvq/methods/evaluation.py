@@ -10,11 +10,11 @@ video predictor that does not beat them has learnt nothing about motion.
 from __future__ import annotations
 
 import logging
-import os
 import os.path as osp
 
 import numpy as np
 
+from openstl_hrvq.files import save_arrays
 from openstl_hrvq.metrics import metric
 from openstl_hrvq.references import reference_predictions
 
@@ -69,9 +69,7 @@ class LeaderboardTestMixin:
             for name, values in frame_mse.items():
                 log.info('Test MSE per predicted frame, %s %s', f'{name}:'.ljust(width),
                          ' '.join(f'{value:.1f}' for value in values))
-            folder = osp.join(self.hparams.save_dir, 'saved')
-            os.makedirs(folder, exist_ok=True)
             results['metrics'] = np.array([scores['mae'], scores['mse']])
-            for name in ('metrics', 'inputs', 'trues', 'preds'):
-                np.save(osp.join(folder, f'{name}.npy'), results[name])
+            save_arrays(osp.join(self.hparams.save_dir, 'saved'),
+                        {name: results[name] for name in ('metrics', 'inputs', 'trues', 'preds')})
         return results

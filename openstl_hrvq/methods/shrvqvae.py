@@ -10,7 +10,7 @@ lives here, in LightningModule hooks, driven by the config keys ``vq_epochs``, `
 * ``joint`` -- the prior and the decoder learn together: L_prior + lambda * ||x - D(e_C)||^2, where the
   decoder is fed the codes the prior predicted (eq. 9), so it learns to absorb the prior's mistakes.
 
-Each stage has its own Adam optimizer and learning-rate schedule (manual optimization: Lightning steps one
+Each stage has its own optimizer (Adam by default) and learning-rate schedule (manual optimization: Lightning steps one
 optimizer per batch, and every one of them is checkpointed, so a resumed run continues each stage exactly).
 ``val_loss`` is always the MSE of really predicted frames, so the best checkpoint is the best predictor of
 the final stage (:attr:`SHRVQVAE.checkpoint_candidate`).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 
 import pytorch_lightning as pl
 import torch
@@ -108,31 +109,89 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
     def _stage_steps(self, stage: str) -> int:
         return max(1, self.schedule.lengths[stage] * int(self.hparams.steps_per_epoch))
 
+    def _lr_factor(self, stage: str):
+        """The stage's learning-rate factor per step of its own (``sched``: constant or cosine after an optional
+        linear warm-up of ``warmup_epoch`` epochs from ``warmup_lr``), for a ``LambdaLR``."""
+        config = self.training_config
+        lr, steps = float(config.stage_lr(stage)), self._stage_steps(stage)
+        warmup = min(steps - 1, config.warmup_epoch * int(self.hparams.steps_per_epoch))
+        start, min_ratio = float(config.warmup_lr) / lr, float(config.min_lr) / lr
+        cosine = config.sched == 'cosine'
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return start + (1 - start) * step / warmup
+            if not cosine:
+                return 1.0
+            progress = min(step - warmup, steps - warmup) / (steps - warmup)
+            return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return factor
+
     def _make_scheduler(self, optimizer, stage: str):
         """The stage's learning-rate schedule over its own steps (``sched``: constant, cosine or onecycle)."""
-        name = self.training_config.sched
-        steps = self._stage_steps(stage)
-        if name in ('constant', 'none'):
-            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        if name == 'cosine':
-            min_ratio = float(self.training_config.min_lr) / optimizer.defaults['lr']
-            return torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda step: min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.defaults['lr'], total_steps=steps + 1)
+        if self.training_config.sched == 'onecycle':
+            return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(self.training_config.stage_lr(stage)),
+                                                       total_steps=self._stage_steps(stage) + 1,
+                                                       final_div_factor=float(self.training_config.final_div_factor))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor(stage))
+
+    def _param_groups(self, params: list) -> list[dict]:
+        """One group, or with ``filter_bias_and_bn`` a second one without weight decay for the biases and
+        normalisation weights (the parameters with one dimension). ``decays`` says which group decays."""
+        if not self.training_config.filter_bias_and_bn:
+            return [{'params': params, 'decays': True}]
+        return [{'params': [p for p in params if p.ndim > 1], 'decays': True},
+                {'params': [p for p in params if p.ndim <= 1], 'decays': False}]
+
+    def _optimizer_settings(self, stage: str) -> dict:
+        """The optimizer's per-group settings from the config: lr, weight decay and adam's or sgd's own."""
+        config = self.training_config
+        settings = {'lr': float(config.stage_lr(stage)), 'weight_decay': float(config.weight_decay)}
+        if config.opt == 'sgd':
+            settings['momentum'] = float(config.momentum)
+        else:
+            settings.update(betas=tuple(config.opt_betas), eps=float(config.opt_eps))
+        return settings
 
     def configure_optimizers(self):
-        """One Adam per stage (paper: lr 3e-4 for both parts), in the order of :data:`STAGES`."""
+        """One optimizer per stage (paper: Adam, lr 3e-4 for both parts), in the order of :data:`STAGES`."""
         vqvae, prior = self.model.vqvae, self.model.prior
         params = {'vq': list(vqvae.parameters()), 'prior': list(prior.parameters()),
                   'joint': list(prior.parameters()) + list(vqvae.decoder.parameters())}
-        config = self.training_config
+        kind = {'adam': torch.optim.Adam, 'adamw': torch.optim.AdamW, 'sgd': torch.optim.SGD}[self.training_config.opt]
         optimizers, schedulers = [], []
         for stage in STAGES:
-            optimizer = torch.optim.Adam(params[stage], lr=float(config.stage_lr(stage)), betas=config.opt_betas,
-                                         eps=float(config.opt_eps), weight_decay=float(config.weight_decay))
+            settings = self._optimizer_settings(stage)
+            groups = [dict(group, weight_decay=settings['weight_decay'] if group['decays'] else 0.0)
+                      for group in self._param_groups(params[stage])]
+            optimizer = kind(groups, **{key: value for key, value in settings.items() if key != 'weight_decay'})
             optimizers.append(optimizer)
             schedulers.append({'scheduler': self._make_scheduler(optimizer, stage), 'interval': 'step'})
         return optimizers, schedulers
+
+    def on_train_start(self):
+        """On ``--resume`` Lightning restores each optimizer's settings (learning rate, weight decay, betas) from
+        the checkpoint, over the ones just built from the config: put the config's back, so a changed ``lr`` is
+        the one that trains (the runner has checked that the optimizer and schedule kinds are unchanged)."""
+        if self.trainer.ckpt_path is None:
+            return
+        for stage, optimizer, scheduler in zip(STAGES, self.optimizers(), self.lr_schedulers()):
+            optimizer = getattr(optimizer, 'optimizer', optimizer)     # Lightning's wrapper
+            settings = self._optimizer_settings(stage)
+            lr = settings.pop('lr')
+            for group in optimizer.param_groups:
+                # the schedule's anchors (onecycle's peak and bounds, or the constant/cosine base) scale to the lr
+                scale = lr / group.get('max_lr', group['initial_lr'])
+                for key in ('initial_lr', 'max_lr', 'min_lr'):
+                    if key in group:
+                        group[key] *= scale
+                group.update(settings, weight_decay=settings['weight_decay'] if group.get('decays', True) else 0.0)
+            scheduler.base_lrs = [group['initial_lr'] for group in optimizer.param_groups]
+            # the current step's learning rate from the new values: one step back, one step forward
+            scheduler.last_epoch -= 1
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', UserWarning)
+                scheduler.step()
 
     def _optimizer_step(self, loss: torch.Tensor) -> None:
         index = STAGES.index(self.stage)
@@ -141,7 +200,8 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         self.manual_backward(loss)
         clip = self.training_config.clip_grad
         if clip:
-            self.clip_gradients(optimizer, gradient_clip_val=float(clip), gradient_clip_algorithm='norm')
+            self.clip_gradients(optimizer, gradient_clip_val=float(clip),
+                                gradient_clip_algorithm=self.training_config.clip_mode)
         optimizer.step()
         self.lr_schedulers()[index].step()
 

@@ -8,28 +8,32 @@ default and check), a new model key a new constructor argument of the model; nei
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Mapping
 
-from openstl_hrvq.errors import ConfigError
+from openstl_hrvq.methods.shrvqvae_keys import PRIOR_LOSS_FRAMES, SCHEDULES, check_keys
 
-#: Which frames the prior's cross-entropy scores: the predicted ones (paper) or every frame after the first.
-PRIOR_LOSS_FRAMES = ('future', 'all')
-#: Each stage's learning-rate schedule over its own steps ('none' is OpenSTL's spelling of constant).
-SCHEDULES = ('constant', 'none', 'cosine', 'onecycle')
+__all__ = ['TrainingConfig', 'PRIOR_LOSS_FRAMES', 'SCHEDULES']
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """Optimisation and stage keys read by :class:`~openstl_hrvq.methods.SHRVQVAE`, with their defaults.
 
+    Their accepted values and meanings are in :data:`openstl_hrvq.methods.shrvqvae_keys.TABLE`, which
+    ``__post_init__`` checks them against (the same table the runner checks a whole config with).
+
     Attributes:
-        lr: Adam's learning rate of every stage without its own ``<stage>_lr`` (paper: 3e-4).
+        opt: each stage's optimizer: 'adam' (paper), 'adamw' or 'sgd'.
+        lr: the learning rate of every stage without its own ``<stage>_lr`` (paper: 3e-4).
         vq_lr, prior_lr, joint_lr: a stage's own learning rate, or None for ``lr``.
         sched: each stage's learning-rate schedule: 'constant', 'cosine' or 'onecycle'.
         min_lr: the cosine schedule's final learning rate.
-        weight_decay, opt_betas, opt_eps: Adam's.
-        clip_grad: gradient-norm clipping, or None.
+        warmup_epoch, warmup_lr: each stage's first ``warmup_epoch`` epochs rise linearly from ``warmup_lr``.
+        final_div_factor: the onecycle schedule's.
+        weight_decay, opt_betas, opt_eps: Adam's (AdamW's: decoupled weight decay); momentum: SGD's.
+        filter_bias_and_bn: no weight decay on biases and normalisation weights (parameters with one dimension).
+        clip_grad, clip_mode: gradient clipping at ``clip_grad`` by 'norm' or by 'value', or None.
         joint_lambda: weight of the reconstruction term of eq. 9 (paper: 0.11).
         vq_frames: random frames per clip the tokenizer trains on, or None for every frame.
         prior_loss_frames: 'future' (eq. 7 as in the paper) or 'all' frames after the first.
@@ -37,16 +41,23 @@ class TrainingConfig:
         prior_layer_weights: weight of each layer's cross-entropy, or None for equal weights.
     """
 
+    opt: str = 'adam'
     lr: float = 3e-4
     vq_lr: float | None = None
     prior_lr: float | None = None
     joint_lr: float | None = None
     sched: str = 'constant'
     min_lr: float = 0.0
+    warmup_epoch: int = 0
+    warmup_lr: float = 1e-5
+    final_div_factor: float = 1e4
     weight_decay: float = 0.0
+    filter_bias_and_bn: bool = False
     opt_betas: tuple[float, float] = (0.9, 0.999)
     opt_eps: float = 1e-8
+    momentum: float = 0.9
     clip_grad: float | None = None
+    clip_mode: str = 'norm'
     joint_lambda: float = 0.11
     vq_frames: int | None = None
     prior_loss_frames: str = 'future'
@@ -62,25 +73,13 @@ class TrainingConfig:
         The runner fills unset OpenSTL keys with None, so None means "not chosen" here, as it does there.
         """
         chosen = {field.name: config[field.name] for field in fields(cls) if config.get(field.name) is not None}
-        if 'sched' in chosen:
-            chosen['sched'] = str(chosen['sched']).lower()
         for key in ('opt_betas', 'prior_layer_weights'):
             if key in chosen:
                 chosen[key] = tuple(chosen[key])
         return cls(**chosen)
 
     def __post_init__(self):
-        if self.sched not in SCHEDULES:
-            raise ConfigError(f"Unknown sched {self.sched!r} for SHRVQVAE: use 'constant', 'cosine' or 'onecycle'.")
-        if self.vq_frames is not None and (not isinstance(self.vq_frames, int) or self.vq_frames < 1):
-            raise ConfigError(f'vq_frames must be a positive integer (frames per clip the tokenizer trains on) '
-                              f'or None for every frame, got {self.vq_frames!r}.')
-        if self.prior_loss_frames not in PRIOR_LOSS_FRAMES:
-            raise ConfigError(f'prior_loss_frames must be one of {PRIOR_LOSS_FRAMES}, got {self.prior_loss_frames!r}.')
-        if not 0.0 <= self.prior_resample_prob <= 1.0:
-            raise ConfigError(f'prior_resample_prob must lie in [0, 1], got {self.prior_resample_prob}.')
-        if not isinstance(self.prior_resample_rounds, int) or self.prior_resample_rounds < 1:
-            raise ConfigError(f'prior_resample_rounds must be a positive integer, got {self.prior_resample_rounds!r}.')
+        check_keys(asdict(self))
 
     def stage_lr(self, stage: str) -> float:
         """The learning rate of ``stage`` ('vq', 'prior' or 'joint')."""
