@@ -11,6 +11,7 @@ split is held out of the training data (:func:`openstl_validation_split`): OpenS
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os.path as osp
 from pathlib import Path
@@ -22,6 +23,7 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.datasets import dataset_parameters as plugin_parameters
 from openstl_hrvq.datasets import kth, moving_mnist
 from openstl_hrvq.datasets import load_data as plugin_load_data
+from openstl_hrvq.errors import MissingFileError
 from openstl_hrvq.datasets.loaders import (AttributeSubset, SeededDraws, carve_validation, check_val_from,
                                            default_val_size, without_augmentation)
 
@@ -32,6 +34,18 @@ OPENSTL_DATA_FILES = {
     'mmnist': ('moving_mnist/train-images-idx3-ubyte.gz', 'moving_mnist/mnist_test_seq.npy'),
     'mfmnist': ('moving_fmnist/train-images-idx3-ubyte.gz', 'moving_fmnist/fmnist_test_seq.npy'),
     'kth': ('kth',), 'kth20': ('kth',), 'kth40': ('kth',),
+}
+
+#: OpenSTL's layouts of the datasets only it serves: alternatives, each a set of paths (globs) under ``data_root``,
+#: and OpenSTL's script that downloads them (``tools/prepare_data/`` of its repository).
+OPENSTL_ONLY_LAYOUTS = {
+    'taxibj': ((('taxibj/dataset.npz',),), 'download_taxibj.sh'),
+    'kitticaltech': ((('kitticaltech_npy/train_data.npy', 'kitticaltech_npy/train_idx.npy',
+                       'kitticaltech_npy/test_data.npy', 'kitticaltech_npy/test_idx.npy'),
+                      ('kitti_hkl/X_train.hkl', 'kitti_hkl/sources_train.hkl', 'caltech')), 'download_kitticaltech.sh'),
+    'human': ((('human/train.txt', 'human/test.txt'),), 'download_human3.6m.sh'),
+    'mmnist_cifar': ((('moving_mnist/train-images-idx3-ubyte.gz', 'moving_mnist/mnist_cifar_test_seq.npy',
+                       'cifar10'),), 'download_mmnist.sh (CIFAR-10 under cifar10/ in torchvision\'s layout)'),
 }
 
 LOADER_KEYS = ('pre_seq_length', 'aft_seq_length', 'in_shape', 'use_augment', 'use_prefetcher', 'drop_last',
@@ -67,6 +81,9 @@ def openstl_reads_files(dataname: str, config: dict) -> bool:
         MissingFileError / DataFileError: the file, what is wrong with it and how to rebuild it.
     """
     data_root = config['data_root']
+    if dataname not in plugin_parameters:
+        check_openstl_layout(dataname, config)
+        return True
     if dataname in ('kth', 'kth20', 'kth40'):
         kth.check_layout(Path(data_root) / 'kth')
         return True
@@ -80,6 +97,36 @@ def openstl_reads_files(dataname: str, config: dict) -> bool:
                  "serves these files instead", num_frames, source.description, source.test_sequences.shape[0])
         return False
     return True
+
+
+def _weather_layout(dataname: str, config: dict) -> tuple[tuple[tuple[str, ...], ...], str]:
+    """WeatherBench's layout as OpenSTL's loader reads it: ``weather_<res>deg/`` (or ``weather/``) holding a folder
+    of NetCDF files per variable, ``<variable>/<variable>*.nc``."""
+    module = openstl_bridge.openstl_module('datasets.dataloader_weather')
+    data_name = config.get('data_name') or 't2m'
+    names = module.mv_data_map.get(data_name, ['u10', 'v10'] if data_name == 'uv10' else [data_name])
+    variables = [module.data_map[name] for name in names]
+    resolution = next((split for split in ('5_625', '2_8125', '1_40625') if split in dataname), '5_625')
+    layouts = tuple(tuple(f'{folder}/{variable}/{variable}*.nc' for variable in variables)
+                    for folder in (f'weather_{resolution}deg', 'weather'))
+    return layouts, 'download_weatherbench.sh'
+
+
+def check_openstl_layout(dataname: str, config: dict) -> None:
+    """Raise one error naming the files OpenSTL's loader would read for ``dataname`` when none of its layouts is
+    complete under ``data_root`` (OpenSTL itself fails on them with a bare assertion or numpy error)."""
+    if dataname.startswith('weather'):
+        layouts, script = _weather_layout(dataname, config)
+    elif dataname in OPENSTL_ONLY_LAYOUTS:
+        layouts, script = OPENSTL_ONLY_LAYOUTS[dataname]
+    else:
+        return
+    root = config['data_root']
+    if any(all(glob.glob(osp.join(root, pattern)) for pattern in layout) for layout in layouts):
+        return
+    expected = ' or '.join('{' + ', '.join(layout) + '}' for layout in layouts)
+    raise MissingFileError(f"No '{dataname}' data under {root}: OpenSTL's loader reads {expected}; get them with "
+                           f"OpenSTL's tools/prepare_data/{script}, or point --data_root at them.")
 
 
 def _kept_items(dataname: str, length: int, cap: int | None):

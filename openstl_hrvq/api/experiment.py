@@ -9,7 +9,9 @@ Differences from OpenSTL's runner, each for a reason:
   (:mod:`.checkpoints`: ``best.ckpt``, ``last.ckpt``, ``interrupted.ckpt``), so ``--resume`` continues exactly
   where a run stopped;
 * every method is tested by :class:`LeaderboardTestMixin`, so OpenSTL's baselines are scored by the same
-  metric code as the plugin (OpenSTL's own metric call fails on scikit-image >= 0.20).
+  metric code as the plugin (OpenSTL's own metric call fails on scikit-image >= 0.20), and OpenSTL's timm
+  schedulers are stepped by :class:`~openstl_hrvq.methods.schedulers.TimmSchedulerStep` (Lightning 2 refuses
+  them otherwise).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from openstl_hrvq.api.console import quiet_console
 from openstl_hrvq.errors import CheckpointError, ConfigError
 from openstl_hrvq.method_registry import find_method, registered_methods
 from openstl_hrvq.methods import LeaderboardTestMixin
+from openstl_hrvq.methods.schedulers import TimmSchedulerStep
 from openstl_hrvq.model_info import describe_model
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def get_method_class(name: str):
         raise ConfigError(f"Unknown method '{name}': choose one of "
                           f"{sorted(plugin_methods | set(openstl_methods))}{extra}.")
     base = openstl_methods[key]
-    return type(base.__name__, (LeaderboardTestMixin, base), {'__module__': __name__})
+    return type(base.__name__, (LeaderboardTestMixin, TimmSchedulerStep, base), {'__module__': __name__})
 
 
 def choose_accelerator(device: str) -> str:
