@@ -79,8 +79,9 @@ def write_weather_t2m(root: Path, rng: np.random.Generator, days: dict | None = 
     """``weather_5_625deg/2m_temperature/2m_temperature_<year>_5.625deg.nc``: hourly ``t2m`` in kelvin on the
     32 x 64 grid (``lat``, ``lon``) for a few days of the training (2010), validation (2016) and test (2017) years.
 
-    The field is a fixed pattern drifting eastwards with a daily cycle: values far outside [0, 1] before OpenSTL's
-    loader z-scores them, and about -2.5 .. 2.5 after.
+    As the real field, it is a latitude profile, a diurnal cycle that follows the sun westwards (local time) and
+    weather patterns that drift eastwards: values far outside [0, 1] before OpenSTL's loader z-scores them, about
+    -2.5 .. 2 after, and an hourly change that copying the last frame does not follow.
     """
     import pandas as pd
     import xarray as xr
@@ -90,12 +91,14 @@ def write_weather_t2m(root: Path, rng: np.random.Generator, days: dict | None = 
     lat = np.linspace(-87.1875, 87.1875, 32)
     lon = np.arange(64) * 5.625
     pattern = drifting_blobs(1, 32, 64, 1, rng)[0, ..., 0]
+    profile = 250 + 40 * np.cos(np.deg2rad(lat))[:, None]
     for year, count in (days or {2010: 6, 2016: 2, 2017: 3}).items():
         time = pd.date_range(f'{year}-01-01', periods=24 * count, freq='h')
-        hours = np.arange(len(time))
-        field = np.stack([np.roll(pattern, hour // 3, axis=1) for hour in hours])
-        daily = np.sin(2 * np.pi * hours / 24)[:, None, None]
-        kelvin = 250 + 40 * np.cos(np.deg2rad(lat))[None, :, None] + 10 * field + 3 * daily
+        hours = np.arange(len(time))[:, None, None]
+        local_time = hours / 24 + lon[None, None, :] / 360
+        diurnal = 6 * np.cos(np.deg2rad(lat))[None, :, None] * np.sin(2 * np.pi * local_time)
+        weather = np.stack([np.roll(pattern, hour // 12, axis=1) for hour in hours[:, 0, 0]])
+        kelvin = profile[None] + 8 * weather + diurnal
         data = xr.Dataset({'t2m': (('time', 'lat', 'lon'), kelvin.astype(np.float32))},
                           coords={'time': time, 'lat': lat, 'lon': lon})
         data.to_netcdf(folder / f'2m_temperature_{year}_5.625deg.nc')

@@ -114,6 +114,11 @@ def _check_shrvqvae(config: dict) -> None:
     """The constraints between the S-HR-VQVAE keys that the model and the schedule would raise on later."""
     if config['in_shape'][2] % 4 or config['in_shape'][3] % 4:
         _fail('in_shape', config['in_shape'], 'a frame size H x W divisible by 4 (the encoder downsamples by 4)')
+    value_range = config.get('vq_value_range', (0.0, 1.0))
+    if value_range is not None and not (isinstance(value_range, (list, tuple)) and len(value_range) == 2
+                                        and all(Rule(float).accepts(v) for v in value_range)
+                                        and value_range[0] < value_range[1]):
+        _fail('vq_value_range', value_range, 'None (no clamp) or [low, high] with low < high')
     if config.get('prior_kernel', 3) % 2 == 0:
         _fail('prior_kernel', config['prior_kernel'], 'an odd integer >= 3 (a PixelCNN mask needs a centre)')
     hidden, heads = config.get('prior_hidden', 64), config.get('prior_heads', 4)

@@ -15,6 +15,8 @@ vq_res_blocks = 2
 vq_beta = 0.25
 vq_ema = True
 vq_decay = 0.99
+# no fixed value range: the decoder's output is not clamped (the image datasets' [0, 1] would cut the z-scores)
+vq_value_range = None
 # prior (ST-PixelCNN)
 prior_hidden = 64
 prior_blocks = 4
