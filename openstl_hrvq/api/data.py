@@ -188,8 +188,10 @@ def build_dataloaders(config: dict):
     keys = set(LOADER_KEYS) | set(all_dataset_parameters().get(dataname, {})) - {'metrics', 'total_length'}
     kwargs = {key: config[key] for key in sorted(keys) if config.get(key) is not None}
     num_workers = config['num_workers']
+    # dist=False: the loaders are built before Lightning creates the process group, so a DistributedSampler built
+    # here fails (OpenSTL's) or is not built (the plugin's); Lightning gives every rank its share itself.
     common = dict(batch_size=config['batch_size'], val_batch_size=config['val_batch_size'],
-                  num_workers=num_workers, data_root=data_root, dist=bool(config.get('dist')))
+                  num_workers=num_workers, data_root=data_root, dist=False)
     if openstl_can_load(dataname, data_root) and openstl_reads_files(dataname, config):
         log.info("Data: OpenSTL's '%s' dataloaders on files under %s", dataname, data_root)
         # OpenSTL builds persistent workers, which torch refuses for 0 workers; the loaders are rebuilt below.

@@ -25,6 +25,7 @@ import warnings
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from mmengine.config import Config
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
@@ -32,9 +33,11 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api.checkpoints import (BEST, BestCheckpoint, InterruptCheckpoint, LastCheckpoint,
                                          load_checkpoint, resume_checkpoint)
 from openstl_hrvq.api.data import build_dataloaders
+from openstl_hrvq.api.distributed import process_rank, resolve_devices, resolve_strategy
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.api.console import quiet_console
+from openstl_hrvq.datasets.loaders import in_order
 from openstl_hrvq.errors import CheckpointError, ConfigError
 from openstl_hrvq.method_registry import find_method, registered_methods
 from openstl_hrvq.methods import LeaderboardTestMixin
@@ -46,6 +49,11 @@ log = logging.getLogger(__name__)
 # Lightning warns that a step checkpoint of a manually optimised module holds the state after the optimizer
 # step. That is the state resume needs: training continues with the next batch.
 warnings.filterwarnings('ignore', message='Using ModelCheckpoint with manual optimization')
+# In a multi-process run Lightning suggests syncing epoch-level training logs across ranks (a collective per
+# logged value): the progress bar and CSV show rank 0's running means, which is all they are for. DDP's note that
+# a convolution's gradient layout differs from its bucket's is about speed, not results.
+warnings.filterwarnings('ignore', message=r'It is recommended to use `self\.log\(.*sync_dist=True\)`')
+warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
 
 
 def get_method_class(name: str):
@@ -86,20 +94,29 @@ def torch_device(device: str) -> str:
     return device.lower() if device.lower().startswith('cuda') else 'cuda'
 
 
-def setup_logging(save_dir: str, prefix: str) -> None:
-    """Console and ``<save_dir>/<prefix>_<time>.log`` logging for the plugin and Lightning."""
+def setup_logging(save_dir: str, prefix: str, rank: int = 0) -> None:
+    """Console and ``<save_dir>/<prefix>_<time>.log`` logging for the plugin and Lightning.
+
+    In a multi-process run only rank 0 writes that file and the console; rank r > 0 logs to its own
+    ``<prefix>_<time>_rank<r>.log`` and shows warnings and errors only.
+    """
     os.makedirs(save_dir, exist_ok=True)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter('%(asctime)s - %(message)s')
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-               for h in root.handlers):
-        console = logging.StreamHandler()
-        console.setFormatter(fmt)
-        root.addHandler(console)
+    consoles = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+                and not isinstance(h, logging.FileHandler)]
+    if not consoles:
+        consoles = [logging.StreamHandler()]
+        consoles[0].setFormatter(fmt)
+        root.addHandler(consoles[0])
+    if rank:
+        for console in consoles:
+            console.setLevel(logging.WARNING)
     for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
         root.removeHandler(handler)
-    file_handler = logging.FileHandler(osp.join(save_dir, f'{prefix}_{time.strftime("%Y%m%d_%H%M%S")}.log'))
+    suffix = f'_rank{rank}' if rank else ''
+    file_handler = logging.FileHandler(osp.join(save_dir, f'{prefix}_{time.strftime("%Y%m%d_%H%M%S")}{suffix}.log'))
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)
 
@@ -116,10 +133,13 @@ class Experiment:
         self.config = config = dict(config)
         self.save_dir = osp.join(config['res_dir'], config['ex_name'])
         self.ckpt_dir = osp.join(self.save_dir, 'checkpoints')
-        setup_logging(self.save_dir, 'test' if config.get('test') else 'train')
+        self.rank = process_rank(int(config.get('num_nodes') or 1))
+        setup_logging(self.save_dir, 'test' if config.get('test') else 'train', self.rank)
         quiet_console()
         # Checked before the data and the model are built, so a wrong --device or method fails at once.
         self.accelerator = choose_accelerator(config['device'])
+        self.devices = resolve_devices(config, self.accelerator)
+        self.strategy = resolve_strategy(config, self.devices)
         method_class = get_method_class(config['method'])
         pl.seed_everything(config['seed'], workers=True)
         if dataloaders is None:
@@ -146,18 +166,8 @@ class Experiment:
         with open(osp.join(self.save_dir, 'model_param.json'), 'w') as handle:
             json.dump(self.config, handle, indent=1, default=str)
 
-    def _strategy(self, devices) -> str:
-        if self.config.get('strategy') not in (None, 'auto'):
-            return self.config['strategy']
-        distributed = (isinstance(devices, list) and len(devices) > 1) or int(self.config['num_nodes']) > 1
-        if not distributed:
-            return 'auto'
-        spec = find_method(self.config['method'])
-        return spec.ddp_strategy if spec else 'ddp'
-
     def _build_trainer(self) -> pl.Trainer:
         config = self.config
-        devices = list(config['gpus']) if self.accelerator == 'gpu' else 1
         # Not Lightning's OnExceptionCheckpoint: its presence makes fit(ckpt_path=None) resume from the last
         # checkpoint, and it writes a checkpoint even for a run that failed before its first step.
         self.interrupt_checkpoint = InterruptCheckpoint(self.ckpt_dir)
@@ -169,9 +179,17 @@ class Experiment:
             DivergenceGuard(config['metric_for_bestckpt']),
         ]
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
+        try:
+            return self._trainer(self.devices, self.strategy, callbacks, loggers)
+        except (MisconfigurationException, ValueError) as error:   # e.g. a strategy the accelerator lacks
+            raise ConfigError(f'Lightning cannot run accelerator={self.accelerator}, devices={self.devices}, '
+                              f'strategy={self.strategy}: {" ".join(str(error).split())}') from error
+
+    def _trainer(self, devices, strategy, callbacks, loggers) -> pl.Trainer:
+        config = self.config
         return pl.Trainer(
             accelerator=self.accelerator, devices=devices, num_nodes=int(config['num_nodes']),
-            strategy=self._strategy(devices), max_epochs=int(config['epoch']),
+            strategy=strategy, max_epochs=int(config['epoch']),
             precision='16-mixed' if config.get('fp16') and self.accelerator == 'gpu' else '32-true',
             callbacks=callbacks, logger=loggers, default_root_dir=self.save_dir,
             log_every_n_steps=max(1, min(50, len(self.train_loader))),
@@ -215,9 +233,10 @@ class Experiment:
         if self.config.get('resume'):
             ckpt, start_step = resume_checkpoint(self.ckpt_dir, self.config.get('ckpt_path'))
             log.info('Resuming training from %s (global step %d)', ckpt, start_step)
-        else:
+        elif self.rank == 0:     # only rank 0 of a multi-process run touches the folder's files
             self._claim_checkpoint_dir()
-        self._write_config()
+        if self.rank == 0:
+            self._write_config()
         self.interrupt_checkpoint.start_step = start_step
         if not self.config.get('no_display_method_info'):
             self.display_method_info()
@@ -253,7 +272,8 @@ class Experiment:
         except RuntimeError as error:
             raise self._mismatch(path, state.get('hyper_parameters') or {}) from error
         log.info('Testing %s (epoch %s, global step %s)', path, state.get('epoch'), state.get('global_step'))
-        self.trainer.test(self.method, self.test_loader)
+        # Each process tests a contiguous part; the method gathers them in order (methods/gather.py).
+        self.trainer.test(self.method, in_order(self.test_loader))
         results = dict(self.method.test_results)
         results.update({f'{name}_mse': ref['mse'] for name, ref in self.method.test_references.items()})
         return results

@@ -69,6 +69,7 @@ RUNNER_RULES = {
     'clip_grad': Rule(float, 0, above=True, optional=True), 'limit_val_batches': POSITIVE,
     'min_lr': Rule(float, 0, optional=True),
     'val_from': Rule(choices=VAL_SOURCES), 'val_size': Rule(int, 1, optional=True),
+    'devices': Rule(int, 1, optional=True),
 }
 
 #: Keys of the plugin's own method and model (OpenSTL's methods read their own).
