@@ -197,3 +197,20 @@ def test_weather_predictions_beat_copying_the_last_frame(openstl, tmp_path):
     assert results['mse'] < results['copy-last-frame_mse']
     preds = np.load(tmp_path / 'work_dirs' / 'weather' / 'saved' / 'preds.npy')
     assert preds.min() < -1 and preds.max() > 1          # the predictions span the z-scores, unclamped
+
+
+@pytest.mark.parametrize('dataname, config, writer', [
+    ('kitticaltech', 'kitticaltech/SimVP.py', layouts.write_kitticaltech),
+    ('human', 'human/SimVP.py', layouts.write_human),
+    ('weather_t2m_5_625', 'weather/t2m_5_625/SimVP_gSTA.py', layouts.write_weather_t2m),
+])
+def test_openstl_simvp_runs_with_its_own_config_on_every_layout(openstl, tmp_path, dataname, config, writer):
+    from openstl_hrvq.benchmark.entries import openstl_root
+
+    in_shape = writer(tmp_path / 'data', np.random.default_rng(0))
+    options = [f'{key}={value}' for key, value in _tiny_simvp(train_size=4, test_size=3, in_shape=in_shape).items()]
+    results = run(['-c', osp.join(openstl_root(), 'configs', config), '-d', dataname, '--data_root',
+                   str(tmp_path / 'data'), '--res_dir', str(tmp_path / 'work_dirs'), '--ex_name', 'simvp',
+                   '--epoch', '2', '--device', 'cpu', '--cfg-options', *options])
+    preds = np.load(tmp_path / 'work_dirs' / 'simvp' / 'saved' / 'preds.npy')
+    assert np.isfinite(results['mse']) and preds.shape[0] == 3 and preds.shape[2:] == tuple(in_shape[1:])
