@@ -181,6 +181,30 @@ def _adapt_openstl_loader(loader, dataname: str, num_workers: int, cap: int | No
                       persistent_workers=num_workers > 0)
 
 
+def _openstl_loaders(config: dict, common: dict, kwargs: dict):
+    """``(train, val, test)``: OpenSTL's loaders for ``config['dataname']`` with the runner's additions (size caps,
+    ``num_workers=0``, the validation split held out of training: OpenSTL validates on the test set)."""
+    dataname, num_workers = config['dataname'], common['num_workers']
+    val_from = config.get('val_from', 'train')
+    check_val_from(val_from)
+    # OpenSTL builds persistent workers, which torch refuses for 0 workers; the loaders are rebuilt below.
+    train, _, test = openstl_bridge.openstl_datasets().load_data(
+        dataname, **dict(common, num_workers=max(1, num_workers)), **kwargs)
+    train_size, test_size = config.get('train_size'), config.get('test_size')
+    test_set = _unwrap(test).dataset
+    num_test = len(_kept_items(dataname, len(test_set), test_size) or test_set)
+    train_set, val_set = _unwrap(train).dataset, None
+    if val_from == 'train':
+        train_set, val_set = openstl_validation_split(train_set, num_test, config.get('val_size'))
+    if num_workers == 0 or train_size is not None or test_size is not None or val_set is not None:
+        train = _adapt_openstl_loader(train, dataname, num_workers, train_size, train_set)
+        test = _adapt_openstl_loader(test, dataname, num_workers, test_size)
+    val = test if val_set is None else _adapt_openstl_loader(test, dataname, num_workers, None, val_set)
+    log.info('Validation: %d sequences %s', len(val.dataset),
+             "of the test set (OpenSTL's arrangement)" if val_set is None else 'held out of the training data')
+    return train, val, test
+
+
 def build_dataloaders(config: dict):
     """``(train, val, test, source)`` for ``config['dataname']``; ``source`` is 'openstl' or 'openstl_hrvq'."""
     dataname, data_root = config['dataname'], config['data_root']
@@ -194,24 +218,8 @@ def build_dataloaders(config: dict):
                   num_workers=num_workers, data_root=data_root, dist=False)
     if openstl_can_load(dataname, data_root) and openstl_reads_files(dataname, config):
         log.info("Data: OpenSTL's '%s' dataloaders on files under %s", dataname, data_root)
-        # OpenSTL builds persistent workers, which torch refuses for 0 workers; the loaders are rebuilt below.
-        check_val_from(config.get('val_from', 'train'))
         openstl_kwargs = {key: value for key, value in kwargs.items() if key not in ('val_from', 'val_size')}
-        train, _, test = openstl_bridge.openstl_datasets().load_data(
-            dataname, **dict(common, num_workers=max(1, num_workers)), **openstl_kwargs)
-        train_size, test_size = config.get('train_size'), config.get('test_size')
-        test_set = _unwrap(test).dataset
-        num_test = len(_kept_items(dataname, len(test_set), test_size) or test_set)
-        train_set, val_set = _unwrap(train).dataset, None
-        if config.get('val_from', 'train') == 'train':
-            train_set, val_set = openstl_validation_split(train_set, num_test, config.get('val_size'))
-        if num_workers == 0 or train_size is not None or test_size is not None or val_set is not None:
-            train = _adapt_openstl_loader(train, dataname, num_workers, train_size, train_set)
-            test = _adapt_openstl_loader(test, dataname, num_workers, test_size)
-        # OpenSTL's loaders validate on the test set; val_from='test' keeps that arrangement.
-        val = test if val_set is None else _adapt_openstl_loader(test, dataname, num_workers, None, val_set)
-        log.info('Validation: %d sequences %s', len(val.dataset),
-                 'of the test set (OpenSTL\'s arrangement)' if val_set is None else 'held out of the training data')
+        train, val, test = _openstl_loaders(config, common, openstl_kwargs)
         source = 'openstl'
     else:
         for key in ('train_size', 'test_size'):
