@@ -139,9 +139,7 @@ def without_augmentation(dataset: Dataset) -> Dataset:
 
 def validation_mask(groups: np.ndarray, size: int, seed: int = VAL_SPLIT_SEED) -> np.ndarray:
     """Boolean ``(N,)`` mask of the items of whole ``groups`` (one id per item), drawn in an order seeded by
-    ``seed`` until at least ``size`` items are chosen, then cut to the first ``size`` of them in item order.
-
-    Items of a chosen group beyond ``size`` are in the mask of neither split (see :func:`carve_validation`).
+    ``seed`` until at least ``size`` items are chosen (whole groups: possibly more than ``size``).
 
     Raises:
         ConfigError: ``size`` leaves no training item.
