@@ -78,6 +78,10 @@ def test_devices_and_strategy_follow_the_flags_and_the_launcher(monkeypatch):
     assert resolve_strategy(dict(config, strategy='ddp'), 1) == 'ddp_find_unused_parameters_true'
     assert resolve_strategy(dict(config, method='simvp', strategy='ddp'), 2) == 'ddp'
     assert resolve_strategy(dict(config, num_nodes=2), 1) == 'ddp_find_unused_parameters_true'
+    for name in ('TORCHELASTIC_RUN_ID', 'SLURM_NTASKS', 'NODE_RANK', 'MASTER_ADDR'):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match='--num_nodes 2 needs a launcher on every node'):
+        resolve_devices(dict(config, num_nodes=2), 'cpu')
     monkeypatch.setenv('TORCHELASTIC_RUN_ID', 'test')
     monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')
     assert resolve_devices(config, 'cpu') == 2                   # torchrun --nproc_per_node 2

@@ -27,6 +27,8 @@ DEFAULT_GPUS = [0]
 #: Lightning's DDP strategies, and the suffix of their variants that tolerate parameters without a gradient.
 DDP_STRATEGIES = ('ddp', 'ddp_spawn', 'ddp_fork', 'ddp_notebook')
 UNUSED_PARAMETERS_SUFFIX = '_find_unused_parameters_true'
+#: Any of these in the environment means a multi-node run was set up (torchrun, SLURM, or by hand).
+NODE_LAUNCH_VARIABLES = ('TORCHELASTIC_RUN_ID', 'SLURM_NTASKS', 'NODE_RANK', 'MASTER_ADDR')
 
 
 def launcher_processes() -> int | None:
@@ -65,6 +67,13 @@ def resolve_devices(config: dict, accelerator: str) -> int | list[int]:
         devices = count or launched or 1
     else:
         available = torch.cuda.device_count()
+        device = str(config.get('device') or '')
+        if device.startswith('cuda:'):       # --device cuda:N names one GPU, as --gpus N does
+            named = [int(device.split(':', 1)[1])]
+            if gpus not in (DEFAULT_GPUS, named) or count not in (None, 1):
+                raise ConfigError(f'--device {device} names one GPU but --gpus / --devices ask for others: give the '
+                                  f'GPUs with --gpus (e.g. --gpus 0 1) and --device cuda.')
+            gpus = named
         if count is not None and gpus != DEFAULT_GPUS and count != len(gpus):
             raise ConfigError(f'--devices {count} and --gpus {" ".join(map(str, gpus))} disagree: give one of them '
                               f'(--gpus names the CUDA ids, --devices takes the first N).')
@@ -79,6 +88,10 @@ def resolve_devices(config: dict, accelerator: str) -> int | list[int]:
                                   f'(it has {available}: ids 0-{available - 1}).')
             devices = gpus
     processes = devices if isinstance(devices, int) else len(devices)
+    nodes = int(config.get('num_nodes') or 1)
+    if nodes > 1 and not any(name in os.environ for name in NODE_LAUNCH_VARIABLES):
+        raise ConfigError(f'--num_nodes {nodes} needs a launcher on every node: torchrun, SLURM, or MASTER_ADDR, '
+                          f'MASTER_PORT and NODE_RANK set on each; none is set here.')
     if launched is not None and processes != launched:
         raise ConfigError(f'The launcher started {launched} processes per node but the run asks for {processes} '
                           f'device(s): pass --devices {launched} (or as many --gpus ids), or launch '
