@@ -84,7 +84,8 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         return self
 
     def on_train_batch_start(self, batch, batch_idx):
-        self.model.vqvae.check_range(torch.cat(batch, dim=1))   # every frame is a reconstruction target
+        for frames in batch:    # inputs and targets: every frame is a reconstruction target
+            self.model.vqvae.check_range(frames)
         # Checked per batch, not per epoch: a run resumed mid-epoch does not get on_train_epoch_start again.
         stage = self.schedule.stage_at(self.current_epoch)
         if stage != self._announced_stage:
