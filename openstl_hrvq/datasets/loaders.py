@@ -182,7 +182,7 @@ def carve_validation(dataset: Dataset, size: int, groups: np.ndarray | None = No
 
 class SeededDraws(_ForwardsAttributes, Dataset):
     """``size`` fixed items of a dataset that draws every item afresh from the global generators (Python's
-    ``random``, numpy's and torch's), as OpenSTL's Moving MNIST training set does.
+    ``random``, numpy's and torch's on the CPU), as OpenSTL's Moving MNIST training set does.
 
     Item ``i`` is drawn with those generators seeded from ``(seed, i)``, then their previous states are restored,
     so the items are the same in every epoch, worker and process, and the training stream is not disturbed.
@@ -201,7 +201,7 @@ class SeededDraws(_ForwardsAttributes, Dataset):
         seed = int(np.random.SeedSequence((self.seed, index)).generate_state(1)[0])
         random.seed(seed)
         np.random.seed(seed)
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)    # the CPU's only: CUDA's generators are not restored below
         try:
             return self.dataset[index % len(self.dataset)]
         finally:
