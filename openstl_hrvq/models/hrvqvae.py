@@ -110,8 +110,9 @@ class HRVQVAE(nn.Module):
         if found_low < low - RANGE_TOLERANCE or found_high > high + RANGE_TOLERANCE:
             raise ConfigError(
                 f'The frames hold values in [{found_low:.4g}, {found_high:.4g}], outside the tokenizer\'s '
-                f'value_range [{low:g}, {high:g}] that its outputs are clamped to: set vq_value_range=None in the config '
-                f'(no clamp, for data with no fixed range such as z-scored WeatherBench) or a range that covers them.')
+                f'value_range [{low:g}, {high:g}] that its outputs are clamped to: set vq_value_range=None in the '
+                f'config (no clamp, for data with no fixed range such as z-scored WeatherBench) or a range that '
+                f'covers them.')
 
     def _fold_indices(self, indices: Tensor) -> tuple[Tensor, tuple]:
         """``(B, T, L, h, w)`` or ``(N, L, h, w)`` -> ``(B*T or N, L, h, w)`` and the leading dims."""
