@@ -98,12 +98,19 @@ def test_unknown_dataset_lists_every_known_dataset(capsys):
         assert repr(name) in message
 
 
-def test_missing_openstl_data_is_one_line(openstl, tmp_path, capsys):
-    code = main(['-c', osp.join(REPO, 'configs', 'taxibj', 'shvqvae.py'), '--data_root', str(tmp_path),
+@pytest.mark.parametrize('dataname, expected, script', [
+    ('taxibj', 'taxibj/dataset.npz', 'download_taxibj.sh'),
+    ('human', 'human/train.txt', 'download_human3.6m.sh'),
+    ('weather_uv10_5_625', '10m_u_component_of_wind/10m_u_component_of_wind*.nc', 'download_weatherbench.sh'),
+    ('kinetics', 'kinetics400/annotations/train.csv', 'download_kinetics.sh'),
+    ('bair', 'softmotion30_44k/train', 'download_bair.sh'),
+])
+def test_missing_openstl_data_is_one_line(openstl, tmp_path, capsys, dataname, expected, script):
+    code = main(['-c', osp.join(REPO, 'configs', 'mmnist', 'shvqvae.py'), '-d', dataname, '--data_root', str(tmp_path),
                  '--res_dir', str(tmp_path / 'work_dirs'), '--device', 'cpu'])
     message = capsys.readouterr().err.strip()
     assert code == 2 and message.count('\n') == 0
-    assert 'taxibj/dataset.npz' in message and 'download_taxibj.sh' in message
+    assert f"No '{dataname}' data under" in message and expected in message and script in message
 
 
 def test_weather_datasets_find_openstls_config_folders(openstl):

@@ -46,6 +46,11 @@ OPENSTL_ONLY_LAYOUTS = {
     'human': ((('human/train.txt', 'human/test.txt'),), 'download_human3.6m.sh'),
     'mmnist_cifar': ((('moving_mnist/train-images-idx3-ubyte.gz', 'moving_mnist/mnist_cifar_test_seq.npy',
                        'cifar10'),), 'download_mmnist.sh (CIFAR-10 under cifar10/ in torchvision\'s layout)'),
+    'noisymmnist': ((('moving_mnist/train-images-idx3-ubyte.gz', 'moving_mnist/mnist_test_seq.npy'),),
+                    'download_mmnist.sh'),
+    'bair': ((('softmotion30_44k/train', 'softmotion30_44k/test'),), 'download_bair.sh'),
+    **{name: ((tuple(f'{name}/annotations/{split}.csv' for split in ('train', 'val', 'test')),), 'download_kinetics.sh')
+       for name in ('kinetics400', 'kinetics600')},
 }
 
 LOADER_KEYS = ('pre_seq_length', 'aft_seq_length', 'in_shape', 'use_augment', 'use_prefetcher', 'drop_last',
@@ -117,8 +122,8 @@ def check_openstl_layout(dataname: str, config: dict) -> None:
     complete under ``data_root`` (OpenSTL itself fails on them with a bare assertion or numpy error)."""
     if dataname.startswith('weather'):
         layouts, script = _weather_layout(dataname, config)
-    elif dataname in OPENSTL_ONLY_LAYOUTS:
-        layouts, script = OPENSTL_ONLY_LAYOUTS[dataname]
+    elif dataname in OPENSTL_ONLY_LAYOUTS or dataname == 'kinetics':
+        layouts, script = OPENSTL_ONLY_LAYOUTS[config.get('data_name') if dataname == 'kinetics' else dataname]
     else:
         return
     root = config['data_root']
