@@ -44,6 +44,17 @@ def test_two_cpu_processes_score_every_test_sequence_once_as_one_process_does(tm
     assert f"mse:{one['mse']}" in output
 
 
+def test_plain_ddp_on_the_cpu_trains_shrvqvae_through_its_stages(tmp_path):
+    """--strategy ddp: S-HR-VQVAE's stages freeze sub-models, so plain DDP failed at its second step."""
+    command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), *argv(tmp_path, '--device', 'cpu',
+                                                                          '--strategy', 'ddp')]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'training stage "prior"' in done.stdout + done.stderr
+    assert (tmp_path / 'work_dirs' / 'tiny' / 'saved' / 'preds.npy').is_file()
+
+
 def test_contiguous_split_covers_the_set_once_in_order(monkeypatch):
     sampler = ContiguousSplitSampler(range(10))
     assert list(sampler) == list(range(10))
