@@ -1,7 +1,9 @@
 """Pictures of video predictions: labelled frame grids (PNG) and animations (GIF / MP4).
 
 Everything here works on float frames in [0, 1] laid out as ``(T, C, H, W)`` with C = 1 (grey) or
-C = 3 (RGB); values outside [0, 1] are clipped for display only. Images are composed with numpy and
+C = 3 (RGB); other channel counts (TaxiBJ's two flows) show each channel in grey side by side. Values outside
+[0, 1] are clipped for display only; :func:`unit_range` first maps data in another range (z-scored WeatherBench)
+onto it. Images are composed with numpy and
 Pillow (no figure backend), so they come out pixel-exact: one frame pixel is ``scale`` x ``scale``
 image pixels.
 """
@@ -23,12 +25,15 @@ SEPARATOR = 8
 
 
 def frame_to_rgb(frame: np.ndarray, scale: int = 1) -> np.ndarray:
-    """One frame ``(C, H, W)`` (or ``(H, W)``) in [0, 1] -> uint8 ``(H*scale, W*scale, 3)``."""
+    """One frame ``(C, H, W)`` (or ``(H, W)``) in [0, 1] -> uint8 ``(H*scale, W*scale, 3)``
+    (``(H*scale, C*W*scale, 3)``, channels side by side in grey, unless C is 1 or 3)."""
     frame = np.asarray(frame, dtype=np.float32)
     if frame.ndim == 2:
         frame = frame[None]
-    if frame.ndim != 3 or frame.shape[0] not in (1, 3):
-        raise ValueError(f'Expected a frame of shape (C, H, W) with C in {{1, 3}}, got {frame.shape}.')
+    if frame.ndim != 3:
+        raise ValueError(f'Expected a frame of shape (C, H, W), got {frame.shape}.')
+    if frame.shape[0] not in (1, 3):
+        frame = np.concatenate(list(frame), axis=-1)[None]
     image = np.round(np.clip(frame, 0.0, 1.0) * 255).astype(np.uint8).transpose(1, 2, 0)
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
@@ -111,6 +116,15 @@ def prediction_grid(inputs: np.ndarray, trues: np.ndarray, predictions: Mapping[
     num_in, num_out = inputs.shape[1], trues.shape[1]
     return labelled_grid(rows, scale=scale, title=f'inputs: frames 1-{num_in}; ground truth and predictions: '
                                                   f'frames {num_in + 1}-{num_in + num_out}')
+
+
+def unit_range(reference: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
+    """``arrays`` mapped linearly so that ``reference``'s range becomes [0, 1], when that range leaves [0, 1]
+    (data such as z-scored temperatures); unchanged otherwise. For display only: the metrics read the data."""
+    low, high = float(np.min(reference)), float(np.max(reference))
+    if low >= 0 and high <= 1 or high <= low:
+        return list(arrays)
+    return [(np.asarray(array, dtype=np.float32) - low) / (high - low) for array in arrays]
 
 
 def save_image(image: Image.Image, path: str) -> str:

@@ -85,6 +85,27 @@ def test_decoder_gradient_survives_out_of_range_outputs():
     assert vq.decoder.net[-1].bias.grad.abs().item() > 0.5
 
 
+def test_frames_outside_the_value_range_are_refused_never_clamped():
+    z_scored = torch.randn(2, 1, 16, 16) * 2
+    with pytest.raises(ValueError, match=r'values in \[-\d.*\], outside the tokenizer.s value_range \[0, 1\].*'
+                                         r'vq_value_range=None'):
+        small_vqvae().check_range(z_scored)
+    with pytest.raises(ValueError, match='outside'):
+        small_vqvae(value_range=(-1.0, 1.0)).check_range(z_scored)
+    small_vqvae(value_range=(-20.0, 20.0)).check_range(z_scored)
+    small_vqvae().check_range(torch.rand(2, 3, 1, 4, 4))
+    unbounded = small_vqvae(value_range=None)
+    out = unbounded(z_scored)
+    latent = torch.randn(3, 4, 4, 4)
+    assert torch.equal(unbounded.decode_latent(latent), unbounded.decoder(latent))     # no clamp at all
+    assert out.reconstruction.shape == z_scored.shape
+    ranged = small_vqvae(value_range=(-3.0, 5.0))
+    decoded = ranged.decode_latent(latent * 100)
+    assert float(decoded.min()) >= -3.0 and float(decoded.max()) <= 5.0 and float(decoded.max()) == 5.0
+    unit = small_vqvae()                    # the default keeps the [0, 1] clamp, bit for bit
+    assert torch.equal(unit.decode_latent(latent), unit.decoder(latent).clamp(0.0, 1.0))
+
+
 def test_wrong_indices_raise_a_clear_error():
     with pytest.raises(ValueError, match='shape'):
         small_vqvae().decode_indices(torch.zeros(2, 2, 8, 8, dtype=torch.long))

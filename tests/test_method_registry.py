@@ -1,7 +1,6 @@
 """Method registration: a second method registered here is found by config resolution, the runner, the bridge
 and the leaderboard without an edit anywhere else; config keys come from constructors and dataclass fields."""
 from dataclasses import fields, make_dataclass
-from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -13,6 +12,7 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api import Experiment, resolve_config
 from openstl_hrvq.api.config import default_config_path
 from openstl_hrvq.methods.shrvqvae_keys import TABLE as SHRVQVAE_KEY_TABLE
+from openstl_hrvq.api.distributed import resolve_strategy
 from openstl_hrvq.benchmark import config_entry
 from openstl_hrvq.benchmark.leaderboard import takes_decodings
 from openstl_hrvq.errors import ConfigError, UnknownKeyError
@@ -111,9 +111,8 @@ def test_registered_method_is_found_by_config_resolution_runner_and_leaderboard(
     assert (entry.display, entry.source, entry.skip_reason) == ('Scaled last frame', 'openstl_hrvq', None)
     assert not takes_decodings('ScaledLastFrame') and takes_decodings('SHRVQVAE')
     multi_gpu = dict(strategy='auto', num_nodes=1)
-    assert Experiment._strategy(SimpleNamespace(config=dict(multi_gpu, method='scaledlastframe')), [0, 1]) == 'ddp'
-    assert Experiment._strategy(SimpleNamespace(config=dict(multi_gpu, method='shrvqvae')), [0, 1]) == \
-        'ddp_find_unused_parameters_true'
+    assert resolve_strategy(dict(multi_gpu, method='scaledlastframe'), [0, 1]) == 'ddp'
+    assert resolve_strategy(dict(multi_gpu, method='shrvqvae'), [0, 1]) == 'ddp_find_unused_parameters_true'
 
     experiment = Experiment(config, dataloaders=square_loaders())
     assert isinstance(experiment.method, ScaledLastFrameMethod)

@@ -15,10 +15,11 @@ from typing import Iterable, Mapping
 
 from mmengine.config import Config
 
+from openstl_hrvq import openstl_bridge
+from openstl_hrvq.api.data import all_dataset_parameters
 from openstl_hrvq.api.experiment import get_method_class
 from openstl_hrvq.api.parser import DEFAULTS
 from openstl_hrvq.api.validation import check_values
-from openstl_hrvq.datasets import dataset_parameters
 from openstl_hrvq.errors import ConfigError, MissingFileError, UnknownKeyError
 from openstl_hrvq.method_registry import find_method
 
@@ -52,7 +53,7 @@ def known_keys(method: str, file_keys: Iterable[str] = ()) -> set[str]:
     OpenSTL's methods take model keys this plugin cannot list, so their config file vouches for its own keys.
     """
     keys = set(DEFAULTS) | set(DATASET_KEYS) | {'cfg_options'}
-    for params in dataset_parameters.values():
+    for params in all_dataset_parameters().values():
         keys |= set(params)
     spec = find_method(method)
     return keys | (spec.config_keys if spec else set(file_keys))
@@ -83,9 +84,23 @@ def method_defaults(method: str) -> dict:
 
 def default_config_path(method: str, dataname: str, root: str = 'configs') -> str:
     """OpenSTL's convention when no ``-c`` is given: ``configs/<dataname>/<method>.py`` (a registered method's
-    ``config_stem`` for ``<method>``)."""
+    ``config_stem`` for ``<method>``), with OpenSTL's folders for WeatherBench: ``weather_t2m_5_625`` ->
+    ``configs/weather/t2m_5_625/``."""
     spec = find_method(method)
-    return osp.join(root, dataname, f'{spec.config_stem if spec else method}.py')
+    folder = osp.join('weather', dataname[len('weather_'):]) if dataname.startswith('weather_') else dataname
+    return osp.join(root, folder, f'{spec.config_stem if spec else method}.py')
+
+
+def known_datasets(dataname: str) -> dict:
+    """Every dataset's parameters (the plugin's and, when importable, OpenSTL's); raises one error that lists them
+    all when ``dataname`` is none of them."""
+    datasets = all_dataset_parameters()
+    if dataname not in datasets:
+        extra = ('' if openstl_bridge.openstl_available()
+                 else ' (OpenSTL is not importable, so its datasets are unavailable)')
+        raise ConfigError(f"Unknown dataset '{dataname}': choose one of {sorted(datasets)} "
+                          f"(-d / dataname in the config){extra}.")
+    return datasets
 
 
 def resolve_config(cli: Mapping | None = None) -> dict:
@@ -105,6 +120,8 @@ def resolve_config(cli: Mapping | None = None) -> dict:
     cfg_options = dict(cli.pop('cfg_options', None) or {})
     # --cfg-options beat the flags for 'method' as for every other key.
     method = cfg_options.get('method') or cli.get('method') or DEFAULTS['method']
+    if cli.get('dataname') and not cli.get('config_file'):
+        known_datasets(cfg_options.get('dataname') or cli['dataname'])   # named before its config path is
     path = cli.get('config_file') or default_config_path(method, cli.get('dataname') or DEFAULTS['dataname'])
     from_file = load_config_file(path)
     method = cfg_options.get('method') or cli.get('method') or from_file.get('method') or DEFAULTS['method']
@@ -120,11 +137,9 @@ def resolve_config(cli: Mapping | None = None) -> dict:
     config['config_file'] = path
     config['method'] = method
     dataname = config['dataname']
-    if dataname not in dataset_parameters:
-        raise ConfigError(f"Unknown dataset '{dataname}': choose one of {sorted(dataset_parameters)} "
-                          f"(-d / dataname in the config).")
+    datasets = known_datasets(dataname)
     explicit = set(from_file) | set(cli) | set(cfg_options)
-    for key, value in dataset_parameters[dataname].items():
+    for key, value in datasets[dataname].items():
         if key not in explicit:
             config[key] = value
     check_values(config, explicit)

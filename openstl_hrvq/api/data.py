@@ -11,6 +11,7 @@ split is held out of the training data (:func:`openstl_validation_split`): OpenS
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os.path as osp
 from pathlib import Path
@@ -22,6 +23,7 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.datasets import dataset_parameters as plugin_parameters
 from openstl_hrvq.datasets import kth, moving_mnist
 from openstl_hrvq.datasets import load_data as plugin_load_data
+from openstl_hrvq.errors import MissingFileError
 from openstl_hrvq.datasets.loaders import (AttributeSubset, SeededDraws, carve_validation, check_val_from,
                                            default_val_size, without_augmentation)
 
@@ -32,6 +34,23 @@ OPENSTL_DATA_FILES = {
     'mmnist': ('moving_mnist/train-images-idx3-ubyte.gz', 'moving_mnist/mnist_test_seq.npy'),
     'mfmnist': ('moving_fmnist/train-images-idx3-ubyte.gz', 'moving_fmnist/fmnist_test_seq.npy'),
     'kth': ('kth',), 'kth20': ('kth',), 'kth40': ('kth',),
+}
+
+#: OpenSTL's layouts of the datasets only it serves: alternatives, each a set of paths (globs) under ``data_root``,
+#: and OpenSTL's script that downloads them (``tools/prepare_data/`` of its repository).
+OPENSTL_ONLY_LAYOUTS = {
+    'taxibj': ((('taxibj/dataset.npz',),), 'download_taxibj.sh'),
+    'kitticaltech': ((('kitticaltech_npy/train_data.npy', 'kitticaltech_npy/train_idx.npy',
+                       'kitticaltech_npy/test_data.npy', 'kitticaltech_npy/test_idx.npy'),
+                      ('kitti_hkl/X_train.hkl', 'kitti_hkl/sources_train.hkl', 'caltech')), 'download_kitticaltech.sh'),
+    'human': ((('human/train.txt', 'human/test.txt'),), 'download_human3.6m.sh'),
+    'mmnist_cifar': ((('moving_mnist/train-images-idx3-ubyte.gz', 'moving_mnist/mnist_cifar_test_seq.npy',
+                       'cifar10'),), 'download_mmnist.sh (CIFAR-10 under cifar10/ in torchvision\'s layout)'),
+    'noisymmnist': ((('moving_mnist/train-images-idx3-ubyte.gz', 'moving_mnist/mnist_test_seq.npy'),),
+                    'download_mmnist.sh'),
+    'bair': ((('softmotion30_44k/train', 'softmotion30_44k/test'),), 'download_bair.sh'),
+    **{name: ((tuple(f'{name}/annotations/{split}.csv' for split in ('train', 'val', 'test')),), 'download_kinetics.sh')
+       for name in ('kinetics400', 'kinetics600')},
 }
 
 LOADER_KEYS = ('pre_seq_length', 'aft_seq_length', 'in_shape', 'use_augment', 'use_prefetcher', 'drop_last',
@@ -67,6 +86,9 @@ def openstl_reads_files(dataname: str, config: dict) -> bool:
         MissingFileError / DataFileError: the file, what is wrong with it and how to rebuild it.
     """
     data_root = config['data_root']
+    if dataname not in plugin_parameters:
+        check_openstl_layout(dataname, config)
+        return True
     if dataname in ('kth', 'kth20', 'kth40'):
         kth.check_layout(Path(data_root) / 'kth')
         return True
@@ -80,6 +102,36 @@ def openstl_reads_files(dataname: str, config: dict) -> bool:
                  "serves these files instead", num_frames, source.description, source.test_sequences.shape[0])
         return False
     return True
+
+
+def _weather_layout(dataname: str, config: dict) -> tuple[tuple[tuple[str, ...], ...], str]:
+    """WeatherBench's layout as OpenSTL's loader reads it: ``weather_<res>deg/`` (or ``weather/``) holding a folder
+    of NetCDF files per variable, ``<variable>/<variable>*.nc``."""
+    module = openstl_bridge.openstl_module('datasets.dataloader_weather')
+    data_name = config.get('data_name') or 't2m'
+    names = module.mv_data_map.get(data_name, ['u10', 'v10'] if data_name == 'uv10' else [data_name])
+    variables = [module.data_map[name] for name in names]
+    resolution = next((split for split in ('5_625', '2_8125', '1_40625') if split in dataname), '5_625')
+    layouts = tuple(tuple(f'{folder}/{variable}/{variable}*.nc' for variable in variables)
+                    for folder in (f'weather_{resolution}deg', 'weather'))
+    return layouts, 'download_weatherbench.sh'
+
+
+def check_openstl_layout(dataname: str, config: dict) -> None:
+    """Raise one error naming the files OpenSTL's loader would read for ``dataname`` when none of its layouts is
+    complete under ``data_root`` (OpenSTL itself fails on them with a bare assertion or numpy error)."""
+    if dataname.startswith('weather'):
+        layouts, script = _weather_layout(dataname, config)
+    elif dataname in OPENSTL_ONLY_LAYOUTS or dataname == 'kinetics':
+        layouts, script = OPENSTL_ONLY_LAYOUTS[config.get('data_name') if dataname == 'kinetics' else dataname]
+    else:
+        return
+    root = config['data_root']
+    if any(all(glob.glob(osp.join(root, pattern)) for pattern in layout) for layout in layouts):
+        return
+    expected = ' or '.join('{' + ', '.join(layout) + '}' for layout in layouts)
+    raise MissingFileError(f"No '{dataname}' data under {root}: OpenSTL's loader reads {expected}; get them with "
+                           f"OpenSTL's tools/prepare_data/{script}, or point --data_root at them.")
 
 
 def _kept_items(dataname: str, length: int, cap: int | None):
@@ -134,6 +186,30 @@ def _adapt_openstl_loader(loader, dataname: str, num_workers: int, cap: int | No
                       persistent_workers=num_workers > 0)
 
 
+def _openstl_loaders(config: dict, common: dict, kwargs: dict):
+    """``(train, val, test)``: OpenSTL's loaders for ``config['dataname']`` with the runner's additions (size caps,
+    ``num_workers=0``, the validation split held out of training: OpenSTL validates on the test set)."""
+    dataname, num_workers = config['dataname'], common['num_workers']
+    val_from = config.get('val_from', 'train')
+    check_val_from(val_from)
+    # OpenSTL builds persistent workers, which torch refuses for 0 workers; the loaders are rebuilt below.
+    train, _, test = openstl_bridge.openstl_datasets().load_data(
+        dataname, **dict(common, num_workers=max(1, num_workers)), **kwargs)
+    train_size, test_size = config.get('train_size'), config.get('test_size')
+    test_set = _unwrap(test).dataset
+    num_test = len(_kept_items(dataname, len(test_set), test_size) or test_set)
+    train_set, val_set = _unwrap(train).dataset, None
+    if val_from == 'train':
+        train_set, val_set = openstl_validation_split(train_set, num_test, config.get('val_size'))
+    if num_workers == 0 or train_size is not None or test_size is not None or val_set is not None:
+        train = _adapt_openstl_loader(train, dataname, num_workers, train_size, train_set)
+        test = _adapt_openstl_loader(test, dataname, num_workers, test_size)
+    val = test if val_set is None else _adapt_openstl_loader(test, dataname, num_workers, None, val_set)
+    log.info('Validation: %d sequences %s', len(val.dataset),
+             "of the test set (OpenSTL's arrangement)" if val_set is None else 'held out of the training data')
+    return train, val, test
+
+
 def build_dataloaders(config: dict):
     """``(train, val, test, source)`` for ``config['dataname']``; ``source`` is 'openstl' or 'openstl_hrvq'."""
     dataname, data_root = config['dataname'], config['data_root']
@@ -141,28 +217,14 @@ def build_dataloaders(config: dict):
     keys = set(LOADER_KEYS) | set(all_dataset_parameters().get(dataname, {})) - {'metrics', 'total_length'}
     kwargs = {key: config[key] for key in sorted(keys) if config.get(key) is not None}
     num_workers = config['num_workers']
+    # dist=False: the loaders are built before Lightning creates the process group, so a DistributedSampler built
+    # here fails (OpenSTL's) or is not built (the plugin's); Lightning gives every rank its share itself.
     common = dict(batch_size=config['batch_size'], val_batch_size=config['val_batch_size'],
-                  num_workers=num_workers, data_root=data_root, dist=bool(config.get('dist')))
+                  num_workers=num_workers, data_root=data_root, dist=False)
     if openstl_can_load(dataname, data_root) and openstl_reads_files(dataname, config):
         log.info("Data: OpenSTL's '%s' dataloaders on files under %s", dataname, data_root)
-        # OpenSTL builds persistent workers, which torch refuses for 0 workers; the loaders are rebuilt below.
-        check_val_from(config.get('val_from', 'train'))
         openstl_kwargs = {key: value for key, value in kwargs.items() if key not in ('val_from', 'val_size')}
-        train, _, test = openstl_bridge.openstl_datasets().load_data(
-            dataname, **dict(common, num_workers=max(1, num_workers)), **openstl_kwargs)
-        train_size, test_size = config.get('train_size'), config.get('test_size')
-        test_set = _unwrap(test).dataset
-        num_test = len(_kept_items(dataname, len(test_set), test_size) or test_set)
-        train_set, val_set = _unwrap(train).dataset, None
-        if config.get('val_from', 'train') == 'train':
-            train_set, val_set = openstl_validation_split(train_set, num_test, config.get('val_size'))
-        if num_workers == 0 or train_size is not None or test_size is not None or val_set is not None:
-            train = _adapt_openstl_loader(train, dataname, num_workers, train_size, train_set)
-            test = _adapt_openstl_loader(test, dataname, num_workers, test_size)
-        # OpenSTL's loaders validate on the test set; val_from='test' keeps that arrangement.
-        val = test if val_set is None else _adapt_openstl_loader(test, dataname, num_workers, None, val_set)
-        log.info('Validation: %d sequences %s', len(val.dataset),
-                 'of the test set (OpenSTL\'s arrangement)' if val_set is None else 'held out of the training data')
+        train, val, test = _openstl_loaders(config, common, openstl_kwargs)
         source = 'openstl'
     else:
         for key in ('train_size', 'test_size'):

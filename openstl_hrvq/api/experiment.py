@@ -9,7 +9,9 @@ Differences from OpenSTL's runner, each for a reason:
   (:mod:`.checkpoints`: ``best.ckpt``, ``last.ckpt``, ``interrupted.ckpt``), so ``--resume`` continues exactly
   where a run stopped;
 * every method is tested by :class:`LeaderboardTestMixin`, so OpenSTL's baselines are scored by the same
-  metric code as the plugin (OpenSTL's own metric call fails on scikit-image >= 0.20).
+  metric code as the plugin (OpenSTL's own metric call fails on scikit-image >= 0.20), and OpenSTL's timm
+  schedulers are stepped by :class:`~openstl_hrvq.methods.schedulers.TimmSchedulerStep` (Lightning 2 refuses
+  them otherwise).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import weakref
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from mmengine.config import Config
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
@@ -30,6 +33,7 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api.checkpoints import (BEST, AtomicCheckpointIO, BestCheckpoint, InterruptCheckpoint,
                                          LastCheckpoint, load_checkpoint, resume_checkpoint)
 from openstl_hrvq.api.data import build_dataloaders
+from openstl_hrvq.api.distributed import process_rank, resolve_devices, resolve_strategy
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.lock import lock_experiment
 from openstl_hrvq.api.parser import DEFAULTS
@@ -37,10 +41,12 @@ from openstl_hrvq.api.console import quiet_console
 from openstl_hrvq.api.preflight import check_data, check_folders
 from openstl_hrvq.api.resume import WriteRecordAtStart, check_resume, weights_mismatch
 from openstl_hrvq.api.signals import SignalGuard
+from openstl_hrvq.datasets.loaders import in_order
 from openstl_hrvq.errors import CheckpointError, ConfigError
 from openstl_hrvq.files import save_json, save_text
 from openstl_hrvq.method_registry import find_method, registered_methods
 from openstl_hrvq.methods import LeaderboardTestMixin
+from openstl_hrvq.methods.schedulers import TimmSchedulerStep
 from openstl_hrvq.model_info import describe_model
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,11 @@ log = logging.getLogger(__name__)
 # Lightning warns that a step checkpoint of a manually optimised module holds the state after the optimizer
 # step. That is the state resume needs: training continues with the next batch.
 warnings.filterwarnings('ignore', message='Using ModelCheckpoint with manual optimization')
+# In a multi-process run Lightning suggests syncing epoch-level training logs across ranks (a collective per
+# logged value): the progress bar and CSV show rank 0's running means, which is all they are for. DDP's note that
+# a convolution's gradient layout differs from its bucket's is about speed, not results.
+warnings.filterwarnings('ignore', message=r'It is recommended to use `self\.log\(.*sync_dist=True\)`')
+warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
 
 
 def get_method_class(name: str):
@@ -63,7 +74,7 @@ def get_method_class(name: str):
         raise ConfigError(f"Unknown method '{name}': choose one of "
                           f"{sorted(plugin_methods | set(openstl_methods))}{extra}.")
     base = openstl_methods[key]
-    return type(base.__name__, (LeaderboardTestMixin, base), {'__module__': __name__})
+    return type(base.__name__, (LeaderboardTestMixin, TimmSchedulerStep, base), {'__module__': __name__})
 
 
 def choose_accelerator(device: str) -> str:
@@ -88,20 +99,29 @@ def torch_device(device: str) -> str:
     return device.lower() if device.lower().startswith('cuda') else 'cuda'
 
 
-def setup_logging(save_dir: str, prefix: str) -> None:
-    """Console and ``<save_dir>/<prefix>_<time>.log`` logging for the plugin and Lightning."""
+def setup_logging(save_dir: str, prefix: str, rank: int = 0) -> None:
+    """Console and ``<save_dir>/<prefix>_<time>.log`` logging for the plugin and Lightning.
+
+    In a multi-process run only rank 0 writes that file and the console; rank r > 0 logs to its own
+    ``<prefix>_<time>_rank<r>.log`` and shows warnings and errors only.
+    """
     os.makedirs(save_dir, exist_ok=True)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter('%(asctime)s - %(message)s')
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-               for h in root.handlers):
-        console = logging.StreamHandler()
-        console.setFormatter(fmt)
-        root.addHandler(console)
+    consoles = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+                and not isinstance(h, logging.FileHandler)]
+    if not consoles:
+        consoles = [logging.StreamHandler()]
+        consoles[0].setFormatter(fmt)
+        root.addHandler(consoles[0])
+    if rank:
+        for console in consoles:
+            console.setLevel(logging.WARNING)
     for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
         root.removeHandler(handler)
-    file_handler = logging.FileHandler(osp.join(save_dir, f'{prefix}_{time.strftime("%Y%m%d_%H%M%S")}.log'))
+    suffix = f'_rank{rank}' if rank else ''
+    file_handler = logging.FileHandler(osp.join(save_dir, f'{prefix}_{time.strftime("%Y%m%d_%H%M%S")}{suffix}.log'))
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)
 
@@ -118,15 +138,18 @@ class Experiment:
         self.config = config = dict(config)
         self.save_dir = osp.join(config['res_dir'], config['ex_name'])
         self.ckpt_dir = osp.join(self.save_dir, 'checkpoints')
+        self.rank = process_rank(int(config.get('num_nodes') or 1))
         check_folders(config, self.save_dir)
         # One live run per folder, taken before anything in it is written, released by close() (or when this
         # object is collected, or the process ends).
         self._lock = lock_experiment(self.save_dir)
         weakref.finalize(self, self._lock.release)
-        setup_logging(self.save_dir, 'test' if config.get('test') else 'train')
+        setup_logging(self.save_dir, 'test' if config.get('test') else 'train', self.rank)
         quiet_console()
         # Checked before the data and the model are built, so a wrong --device or method fails at once.
         self.accelerator = choose_accelerator(config['device'])
+        self.devices = resolve_devices(config, self.accelerator)
+        self.strategy = resolve_strategy(config, self.devices)
         method_class = get_method_class(config['method'])
         pl.seed_everything(config['seed'], workers=True)
         if dataloaders is None:
@@ -153,18 +176,8 @@ class Experiment:
         save_text(osp.join(self.save_dir, 'config.py'), Config(self.config).pretty_text)
         save_json(osp.join(self.save_dir, 'model_param.json'), self.config, default=str)
 
-    def _strategy(self, devices) -> str:
-        if self.config.get('strategy') not in (None, 'auto'):
-            return self.config['strategy']
-        distributed = (isinstance(devices, list) and len(devices) > 1) or int(self.config['num_nodes']) > 1
-        if not distributed:
-            return 'auto'
-        spec = find_method(self.config['method'])
-        return spec.ddp_strategy if spec else 'ddp'
-
     def _build_trainer(self) -> pl.Trainer:
         config = self.config
-        devices = list(config['gpus']) if self.accelerator == 'gpu' else 1
         # Not Lightning's OnExceptionCheckpoint: its presence makes fit(ckpt_path=None) resume from the last
         # checkpoint, and it writes a checkpoint even for a run that failed before its first step.
         self.interrupt_checkpoint = InterruptCheckpoint(self.ckpt_dir)
@@ -178,9 +191,17 @@ class Experiment:
             WriteRecordAtStart(self._write_config),
         ]
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
+        try:
+            return self._trainer(self.devices, self.strategy, callbacks, loggers)
+        except (MisconfigurationException, ValueError) as error:   # e.g. a strategy the accelerator lacks
+            raise ConfigError(f'Lightning cannot run accelerator={self.accelerator}, devices={self.devices}, '
+                              f'strategy={self.strategy}: {" ".join(str(error).split())}') from error
+
+    def _trainer(self, devices, strategy, callbacks, loggers) -> pl.Trainer:
+        config = self.config
         return pl.Trainer(
             accelerator=self.accelerator, devices=devices, num_nodes=int(config['num_nodes']),
-            strategy=self._strategy(devices), max_epochs=int(config['epoch']),
+            strategy=strategy, max_epochs=int(config['epoch']),
             precision='16-mixed' if config.get('fp16') and self.accelerator == 'gpu' else '32-true',
             callbacks=callbacks, logger=loggers, default_root_dir=self.save_dir, plugins=[AtomicCheckpointIO()],
             log_every_n_steps=max(1, min(50, len(self.train_loader))),
@@ -233,7 +254,7 @@ class Experiment:
             if problem:
                 raise self._mismatch(ckpt, state.get('hyper_parameters') or {}, problem)
             log.info('Resuming training from %s (global step %d)', ckpt, start_step)
-        else:
+        elif self.rank == 0:     # only rank 0 of a multi-process run touches the folder's files
             self._claim_checkpoint_dir()
         self.interrupt_checkpoint.start_step = start_step
         if not self.config.get('no_display_method_info'):
@@ -272,7 +293,8 @@ class Experiment:
             raise self._mismatch(path, state.get('hyper_parameters') or {}, problem)
         self.method.load_state_dict(state['state_dict'])
         log.info('Testing %s (epoch %s, global step %s)', path, state.get('epoch'), state.get('global_step'))
-        self.trainer.test(self.method, self.test_loader)
+        # Each process tests a contiguous part; the method gathers them in order (methods/gather.py).
+        self.trainer.test(self.method, in_order(self.test_loader))
         results = dict(self.method.test_results)
         results.update({f'{name}_mse': ref['mse'] for name, ref in self.method.test_references.items()})
         return results

@@ -26,7 +26,7 @@ DEFAULTS = {
     # the plugin's own runner keys
     'resume': False, 'strategy': 'auto', 'num_nodes': 1, 'limit_val_batches': 1.0,
     'ckpt_every_n_steps': 200, 'train_size': None, 'test_size': None, 'force': False,
-    'val_from': 'train', 'val_size': None,
+    'val_from': 'train', 'val_size': None, 'devices': None,
     'debug': False,
 }
 
@@ -44,7 +44,9 @@ def create_parser() -> argparse.ArgumentParser:
         description='Train / test a video prediction method with OpenSTL\'s command line (openstl_hrvq).')
     group = parser.add_argument_group('set-up')
     _flag(group, '--device', kind=str, help="'auto' (default: CUDA when available, else CPU), 'cpu' or 'cuda'")
-    _flag(group, '--dist', kind=bool, help='distributed training over all --gpus (DDP)')
+    _flag(group, '--dist', kind=bool, help='distributed training (DDP); refused unless several processes run')
+    _flag(group, '--devices', kind=int, help='processes on the chosen accelerator (--device cpu --devices 2: two CPU '
+                                             'processes over gloo; on CUDA the first N GPUs)')
     _flag(group, '--res_dir', kind=str, help='root folder of experiments (default: work_dirs)')
     _flag(group, '--ex_name', '-ex', kind=str, help='experiment name: results go to <res_dir>/<ex_name>')
     _flag(group, '--fp16', kind=bool, help='mixed precision on CUDA')

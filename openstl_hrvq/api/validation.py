@@ -24,7 +24,7 @@ VALIDATION_METRICS = ('val_loss',)
 RUNNER_KEYS = {
     # set-up
     'device': Key("'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'", TEXT),
-    'dist': Key('distributed training over all --gpus (DDP)', FLAG),
+    'dist': Key("OpenSTL's flag for several processes (needs --devices, --gpus or a launcher)", FLAG),
     'res_dir': Key('root folder of experiments', TEXT),
     'ex_name': Key('experiment name: results go to <res_dir>/<ex_name>', TEXT),
     'fp16': Key('mixed precision (on CUDA)', FLAG),
@@ -91,6 +91,8 @@ RUNNER_KEYS = {
     'resume': Key('continue the experiment from its checkpoint with the most steps', FLAG),
     'strategy': Key("Lightning strategy ('auto', 'ddp', 'fsdp', ...)", TEXT),
     'num_nodes': Key('nodes of a multi-node run', COUNT),
+    'devices': Key('processes on the chosen accelerator (None: one, or one per --gpus id or launcher process)',
+                   Rule(int, 1, optional=True)),
     'limit_val_batches': Key('validation batches per validation: an integer >= 1, or a fraction in (0, 1]', ANY),
     'ckpt_every_n_steps': Key('write last.ckpt every n training steps (0 or None: at epoch ends only)',
                               Rule(int, 0, optional=True)),

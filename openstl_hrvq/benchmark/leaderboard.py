@@ -26,7 +26,8 @@ from openstl_hrvq.files import ensure_writable_folder
 from openstl_hrvq.method_registry import find_method
 from openstl_hrvq.models.shrvqvae_model import describe_decoding
 from openstl_hrvq.references import reference_predictions
-from openstl_hrvq.visualization import animation_frames, prediction_grid, save_animation, save_image
+from openstl_hrvq.visualization import (animation_frames, prediction_grid, save_animation, save_image,
+                                        unit_range)
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +168,14 @@ def draw_pictures(test_set: TestSet, predictions: dict[str, np.ndarray], out_dir
                   options: LeaderboardOptions) -> dict[str, str]:
     """The prediction grid (PNG) and one animation per row; returns name -> path."""
     samples = [s for s in options.grid_samples if s < len(test_set.inputs)]
-    paths = {'grid': save_image(prediction_grid(test_set.inputs, test_set.trues, predictions, samples),
-                                osp.join(out_dir, GRID_FILE))}
-    shown = tuple(range(min(options.animation_samples, len(test_set.inputs))))
+    names = list(predictions)
+    inputs, trues, *shown_preds = unit_range(test_set.trues, test_set.inputs, test_set.trues,
+                                             *(predictions[name] for name in names))
+    predictions = dict(zip(names, shown_preds))
+    paths = {'grid': save_image(prediction_grid(inputs, trues, predictions, samples), osp.join(out_dir, GRID_FILE))}
+    shown = tuple(range(min(options.animation_samples, len(inputs))))
     for name, preds in tqdm(predictions.items(), desc='animations', leave=False):
-        frames = animation_frames(test_set.inputs, test_set.trues, preds, name, shown)
+        frames = animation_frames(inputs, trues, preds, name, shown)
         paths[name] = save_animation(frames, osp.join(out_dir, ANIMATION_FOLDER,
                                                       f'{name}.{options.animation_format}'))
     return paths

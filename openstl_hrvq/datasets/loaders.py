@@ -68,6 +68,37 @@ class EpochStreamSampler(DistributedSampler):
         return iter(range(first, first + per_rank * world_size, world_size))
 
 
+class ContiguousSplitSampler(DistributedSampler):
+    """Rank r of W reads the items ``[r N / W, (r + 1) N / W)`` in order: every item exactly once, no padding, and
+    the ranks' parts concatenated in rank order are the dataset in order (how the test is gathered,
+    :mod:`openstl_hrvq.methods.gather`). Rank and world size are read when iterating, after the process group
+    exists; a single process reads everything. It subclasses ``DistributedSampler`` so that Lightning keeps it.
+    """
+
+    def __init__(self, dataset: Dataset):
+        super().__init__(dataset, num_replicas=1, rank=0, shuffle=False)
+
+    def _part(self) -> range:
+        world_size, rank = _world()
+        return range(rank * len(self.dataset) // world_size, (rank + 1) * len(self.dataset) // world_size)
+
+    def __iter__(self):
+        return iter(self._part())
+
+    def __len__(self) -> int:
+        return len(self._part())
+
+
+def in_order(loader) -> DataLoader:
+    """``loader`` (or the DataLoader inside OpenSTL's PrefetchLoader) reading its dataset through a
+    :class:`ContiguousSplitSampler`: the same dataset, batch size, collate function and workers."""
+    base = getattr(loader, 'loader', loader)
+    return DataLoader(base.dataset, batch_size=base.batch_size, sampler=ContiguousSplitSampler(base.dataset),
+                      num_workers=base.num_workers, collate_fn=base.collate_fn, pin_memory=base.pin_memory,
+                      drop_last=base.drop_last, worker_init_fn=base.worker_init_fn,
+                      persistent_workers=base.persistent_workers)
+
+
 class _ForwardsAttributes:
     """Answers for the wrapped ``self.dataset``'s attributes (``mean``, ``std``, ``data_name``), which the runner
     and the test code read from ``loader.dataset``."""
@@ -108,9 +139,7 @@ def without_augmentation(dataset: Dataset) -> Dataset:
 
 def validation_mask(groups: np.ndarray, size: int, seed: int = VAL_SPLIT_SEED) -> np.ndarray:
     """Boolean ``(N,)`` mask of the items of whole ``groups`` (one id per item), drawn in an order seeded by
-    ``seed`` until at least ``size`` items are chosen, then cut to the first ``size`` of them in item order.
-
-    Items of a chosen group beyond ``size`` are in the mask of neither split (see :func:`carve_validation`).
+    ``seed`` until at least ``size`` items are chosen (whole groups: possibly more than ``size``).
 
     Raises:
         ConfigError: ``size`` leaves no training item.
@@ -153,7 +182,7 @@ def carve_validation(dataset: Dataset, size: int, groups: np.ndarray | None = No
 
 class SeededDraws(_ForwardsAttributes, Dataset):
     """``size`` fixed items of a dataset that draws every item afresh from the global generators (Python's
-    ``random``, numpy's and torch's), as OpenSTL's Moving MNIST training set does.
+    ``random``, numpy's and torch's on the CPU), as OpenSTL's Moving MNIST training set does.
 
     Item ``i`` is drawn with those generators seeded from ``(seed, i)``, then their previous states are restored,
     so the items are the same in every epoch, worker and process, and the training stream is not disturbed.
@@ -172,7 +201,7 @@ class SeededDraws(_ForwardsAttributes, Dataset):
         seed = int(np.random.SeedSequence((self.seed, index)).generate_state(1)[0])
         random.seed(seed)
         np.random.seed(seed)
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)    # the CPU's only: CUDA's generators are not restored below
         try:
             return self.dataset[index % len(self.dataset)]
         finally:

@@ -15,6 +15,7 @@ import os.path as osp
 import numpy as np
 
 from openstl_hrvq.files import save_arrays
+from openstl_hrvq.methods.gather import gather_in_rank_order, share_from_rank_zero
 from openstl_hrvq.metrics import metric
 from openstl_hrvq.references import reference_predictions
 
@@ -40,9 +41,14 @@ class LeaderboardTestMixin:
         return outputs
 
     def on_test_epoch_end(self):
-        results = {key: np.concatenate([batch[key] for batch in self.test_outputs], axis=0)
-                   for key in ('inputs', 'preds', 'trues')}
+        local = {key: np.concatenate([batch[key] for batch in self.test_outputs], axis=0)
+                 for key in ('inputs', 'preds', 'trues')} if self.test_outputs else None
         self.test_outputs = []
+        # Several processes: rank 0 scores the whole test set once, in order; the others receive its scores.
+        results = gather_in_rank_order(local)
+        if results is None:
+            self.test_results, self.test_per_frame, self.test_references = share_from_rank_zero(None)
+            return None
         metrics = list(self.hparams.get('metrics') or ['mse', 'mae'])
         for required in ('mse', 'mae'):
             if required not in metrics:
@@ -61,6 +67,7 @@ class LeaderboardTestMixin:
             frame_mse[name] = ref_scores.pop('per_frame')['mse'].mean(axis=0)
             references[name] = {key: float(value) for key, value in ref_scores.items()}
         self.test_references = references
+        share_from_rank_zero((self.test_results, self.test_per_frame, self.test_references))
         if self.trainer.is_global_zero:
             log.info('Test metrics (%d sequences): %s', len(results['preds']), text)
             log.info('Test MSE: method %.3f | %s', scores['mse'],

@@ -85,6 +85,8 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         return self
 
     def on_train_batch_start(self, batch, batch_idx):
+        for frames in batch:    # inputs and targets: every frame is a reconstruction target
+            self.model.vqvae.check_range(frames)
         # Checked per batch, not per epoch: a run resumed mid-epoch does not get on_train_epoch_start again.
         stage = self.schedule.stage_at(self.current_epoch)
         if stage != self._announced_stage:
@@ -278,6 +280,12 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         return loss
 
     # ------------------------------------------------------------------ validation
+    def on_validation_batch_start(self, batch, batch_idx, dataloader_idx=0):
+        self.model.vqvae.check_range(batch[1])
+
+    def on_test_batch_start(self, batch, batch_idx, dataloader_idx=0):
+        self.model.vqvae.check_range(batch[1])
+
     def validation_step(self, batch, batch_idx):
         """``val_loss`` = MSE of really predicted frames; ``val_recon_loss`` = tokenizer reconstruction MSE."""
         batch_x, batch_y = batch

@@ -34,6 +34,8 @@ TABLE = {
     'vq_beta': Key('commitment weight beta of eq. 4', NON_NEGATIVE, APPLIED),
     'vq_ema': Key('codebooks learnt by exponential moving averages instead of gradients', FLAG, SHAPE),
     'vq_decay': Key('decay of the EMA codebooks', Rule(float, 0, 1), APPLIED),
+    'vq_value_range': Key("[low, high] of the data, which the decoder's output is clamped to (None: no clamp)",
+                          Rule(None), SHAPE),
     'prior_hidden': Key("the prior's channels", Rule(int, 2), SHAPE),
     'prior_blocks': Key("the prior's spatiotemporal attention blocks", COUNT, SHAPE),
     'prior_heads': Key('attention heads (a divisor of prior_hidden)', COUNT, SHAPE),
@@ -100,6 +102,11 @@ def check_constraints(config: dict, explicit: frozenset = frozenset()) -> None:
     get = config.get
     if get('in_shape')[2] % 4 or get('in_shape')[3] % 4:
         fail('in_shape', get('in_shape'), 'a frame size H x W divisible by 4 (the encoder downsamples by 4)')
+    value_range = get('vq_value_range', (0.0, 1.0))
+    if value_range is not None and not (isinstance(value_range, (list, tuple)) and len(value_range) == 2
+                                        and all(Rule(float).accepts(v) for v in value_range)
+                                        and value_range[0] < value_range[1]):
+        fail('vq_value_range', value_range, 'None (no clamp) or [low, high] with low < high')
     if get('prior_kernel', 3) % 2 == 0:
         fail('prior_kernel', get('prior_kernel'), 'an odd integer >= 3 (a PixelCNN mask needs a centre)')
     hidden, heads = get('prior_hidden', 64), get('prior_heads', 4)

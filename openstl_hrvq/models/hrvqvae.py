@@ -4,13 +4,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..errors import ConfigError
 
 from ..modules.conv_blocks import DOWNSAMPLE_FACTOR, Decoder, Encoder
 from ..modules.hierarchical_quantizer import HierarchicalResidualQuantizer
 
 __all__ = ['HRVQVAE', 'HRVQVAEOutput']
+
+#: How far outside ``value_range`` a value may lie (float rounding of resized or normalised frames).
+RANGE_TOLERANCE = 1e-5
 
 
 @dataclass
@@ -41,6 +47,11 @@ class HRVQVAE(nn.Module):
     Sequences ``(B, T, C, H, W)`` are handled by folding time into the batch; single frames
     ``(N, C, H, W)`` are accepted as they are. H and W must be divisible by 4.
 
+    The decoder's output is clamped to ``value_range`` (default [0, 1], the range of image datasets); frames
+    to reproduce outside it are refused by :meth:`check_range` with one error naming the range found, never
+    silently clamped. ``value_range=None`` leaves the output unclamped, for data with no fixed range
+    (WeatherBench's z-scored variables).
+
     Args:
         in_channels: frame channels C.
         hidden_channels: encoder / decoder width at 1/4 resolution (half of it at 1/2 resolution).
@@ -48,14 +59,17 @@ class HRVQVAE(nn.Module):
         num_res_blocks: residual blocks in the encoder and in the decoder.
         latent_dim: D, channels of the quantized latent.
         num_layers, codebook_size, beta, layer_betas, ema, decay, dead_code_threshold: of the quantizer.
+        value_range: ``(low, high)`` of the frames, or None for unbounded data.
     """
 
     def __init__(self, in_channels: int = 1, hidden_channels: int = 48, res_channels: int = 24,
                  num_res_blocks: int = 2, latent_dim: int = 4, num_layers: int = 3, codebook_size: int = 4,
                  beta: float = 0.25, layer_betas: Optional[Sequence[float]] = None, ema: bool = True,
-                 decay: float = 0.99, dead_code_threshold: float = 1.0):
+                 decay: float = 0.99, dead_code_threshold: float = 1.0,
+                 value_range: Optional[Sequence[float]] = (0.0, 1.0)):
         super().__init__()
         self.in_channels = in_channels
+        self.value_range = None if value_range is None else (float(value_range[0]), float(value_range[1]))
         self.latent_dim = latent_dim
         self.encoder = Encoder(in_channels, hidden_channels, res_channels, num_res_blocks, latent_dim)
         self.quantizer = HierarchicalResidualQuantizer(
@@ -86,6 +100,20 @@ class HRVQVAE(nn.Module):
                 f'Frame size {H}x{W} is not divisible by {DOWNSAMPLE_FACTOR}; resize or pad the frames.')
         return frames.reshape(-1, C, H, W), tuple(frames.shape[:-3])
 
+    def check_range(self, frames: Tensor) -> None:
+        """Refuse target frames (any shape) outside ``value_range``: the decoder could not reproduce them, only
+        clamp them. Inputs may leave the range (a robustness test's noise): the encoder reads them as they are."""
+        if self.value_range is None:
+            return
+        low, high = self.value_range
+        found_low, found_high = (float(value) for value in torch.aminmax(frames.detach()))
+        if found_low < low - RANGE_TOLERANCE or found_high > high + RANGE_TOLERANCE:
+            raise ConfigError(
+                f'The frames hold values in [{found_low:.4g}, {found_high:.4g}], outside the tokenizer\'s '
+                f'value_range [{low:g}, {high:g}] that its outputs are clamped to: set vq_value_range=None in the '
+                f'config (no clamp, for data with no fixed range such as z-scored WeatherBench) or a range that '
+                f'covers them.')
+
     def _fold_indices(self, indices: Tensor) -> tuple[Tensor, tuple]:
         """``(B, T, L, h, w)`` or ``(N, L, h, w)`` -> ``(B*T or N, L, h, w)`` and the leading dims."""
         if indices.dim() not in (4, 5) or indices.shape[-3] != self.num_layers:
@@ -104,16 +132,20 @@ class HRVQVAE(nn.Module):
         return indices.reshape(*lead, *indices.shape[1:])
 
     def decode_latent(self, latent: Tensor) -> Tensor:
-        """Quantized latent e_C ``(N, D, h, w)`` -> frames ``(N, C, 4h, 4w)`` in [0, 1].
+        """Quantized latent e_C ``(N, D, h, w)`` -> frames ``(N, C, 4h, 4w)`` in ``value_range``.
 
-        The decoder's output is clamped to [0, 1] with a straight-through gradient. A sigmoid output
-        under the MSE loss saturates: on sparse frames (Moving MNIST is ~80 % background) the decoder
-        first learns blank frames, the sigmoid's slope vanishes at the digits' pixels and training
-        stays at the blank-frame error. The straight-through clamp keeps the frames in [0, 1] (what
-        the metrics score) while the gradient of a wrong pixel never vanishes.
+        The decoder's output is clamped to ``value_range`` ([0, 1] by default) with a straight-through
+        gradient. A sigmoid output under the MSE loss saturates: on sparse frames (Moving MNIST is ~80 %
+        background) the decoder first learns blank frames, the sigmoid's slope vanishes at the digits' pixels
+        and training stays at the blank-frame error. The straight-through clamp keeps the frames in their range
+        (what the metrics score) while the gradient of a wrong pixel never vanishes. Without a range
+        (``value_range=None``) the output is the decoder's, unclamped.
         """
         frames = self.decoder(latent)
-        return frames + (frames.clamp(0.0, 1.0) - frames).detach()
+        if self.value_range is None:
+            return frames
+        low, high = self.value_range
+        return frames + (frames.clamp(low, high) - frames).detach()
 
     def decode_indices(self, indices: Tensor) -> Tensor:
         """Indices ``(B, T, L, h, w)`` -> frames ``(B, T, C, 4h, 4w)`` in [0, 1] (or ``(N, ...)``)."""

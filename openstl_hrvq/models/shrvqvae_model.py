@@ -27,6 +27,8 @@ class SHRVQVAE_Model(nn.Module):
         vq_*: HR-VQVAE widths and quantizer settings; prior_*: ST-PixelCNN settings. The default
             widths 48 / 24 reconstruct Moving-MNIST digits as well as 64 / 32 after equal training
             and cost 0.55x the compute, which keeps a 320-frame training step within 1.2 s on 2 cores.
+        vq_value_range: ``(low, high)`` of the frames (default [0, 1]), which the tokenizer's output is clamped
+            to, or None for data with no fixed range (z-scored WeatherBench): see :class:`HRVQVAE`.
         decode_order: ``'parallel'`` (layer by layer, all positions at once) or ``'raster'`` (paper).
         sample_temperature: 0 takes the argmax token (paper), > 0 samples from the prior at that temperature.
         decoding_samples: N >= 1; with N > 1 the prediction is the mean of N frame sequences decoded from N
@@ -37,7 +39,8 @@ class SHRVQVAE_Model(nn.Module):
     def __init__(self, in_shape: Sequence[int], pre_seq_length: int | None = None,
                  aft_seq_length: int | None = None, vq_layers: int = 3, vq_codebook_size: int = 4,
                  vq_latent_dim: int = 4, vq_hidden: int = 48, vq_res_hidden: int = 24, vq_res_blocks: int = 2,
-                 vq_beta: float = 0.25, vq_ema: bool = True, vq_decay: float = 0.99, prior_hidden: int = 64,
+                 vq_beta: float = 0.25, vq_ema: bool = True, vq_decay: float = 0.99,
+                 vq_value_range: Sequence[float] | None = (0.0, 1.0), prior_hidden: int = 64,
                  prior_blocks: int = 4, prior_heads: int = 4, prior_kernel: int = 3, prior_local_blocks: int = 0,
                  decode_order: str = 'parallel', sample_temperature: float = 0.0, decoding_samples: int = 1,
                  **unused_config):
@@ -60,7 +63,8 @@ class SHRVQVAE_Model(nn.Module):
         self.decoding_samples = decoding_samples
         self.vqvae = HRVQVAE(in_channels=C, hidden_channels=vq_hidden, res_channels=vq_res_hidden,
                              num_res_blocks=vq_res_blocks, latent_dim=vq_latent_dim, num_layers=vq_layers,
-                             codebook_size=vq_codebook_size, beta=vq_beta, ema=vq_ema, decay=vq_decay)
+                             codebook_size=vq_codebook_size, beta=vq_beta, ema=vq_ema, decay=vq_decay,
+                             value_range=vq_value_range)
         self.prior = STPixelCNN(num_layers=vq_layers, codebook_size=vq_codebook_size,
                                 hidden_channels=prior_hidden, num_blocks=prior_blocks, num_heads=prior_heads,
                                 kernel_size=prior_kernel, max_frames=self.pre_seq_length + self.aft_seq_length,
@@ -92,7 +96,8 @@ class SHRVQVAE_Model(nn.Module):
         return TeacherForcedCost(self) if self.decode_order == 'raster' else self
 
     def forward(self, batch_x: Tensor) -> Tensor:
-        """Predict the future: ``(B, pre_seq_length, C, H, W)`` -> ``(B, aft_seq_length, C, H, W)`` in [0, 1]."""
+        """Predict the future: ``(B, pre_seq_length, C, H, W)`` -> ``(B, aft_seq_length, C, H, W)`` in the
+        tokenizer's value range."""
         self._check_input(batch_x)
         context = self.vqvae.encode(batch_x)
         samples = self.decoding_samples

@@ -1,0 +1,130 @@
+"""Multi-process runs: N processes on the chosen accelerator, the whole test set scored once and in order,
+one log per rank, impossible combinations refused in one line."""
+import logging
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from openstl_hrvq.api import create_parser, resolve_config
+from openstl_hrvq.api.cli import main, run
+from openstl_hrvq.api import data as runner_data
+from openstl_hrvq.api.distributed import resolve_devices, resolve_strategy
+from openstl_hrvq.api.experiment import setup_logging
+from openstl_hrvq.datasets import loaders
+from openstl_hrvq.datasets.loaders import ContiguousSplitSampler
+from tests.openstl_layouts import write_taxibj
+from tests.test_runner import REPO, argv
+
+
+def test_two_cpu_processes_score_every_test_sequence_once_as_one_process_does(tmp_path):
+    """2 CPU processes over gloo (Lightning's launcher re-runs the script), then a 1-process test of the same
+    checkpoint: the saved arrays hold every test sequence once, in order, and the predictions are equal."""
+    command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), *argv(tmp_path, '--device', 'cpu', '--devices', '2',
+                                                                          '--dist')]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert output.count('Test metrics (8 sequences)') == 1          # scored and printed once, on the whole set
+    folder = tmp_path / 'work_dirs' / 'tiny'
+    logs = sorted(path.name for path in folder.glob('train_*.log'))
+    assert len(logs) == 2 and logs[1].endswith('_rank1.log') and 'rank' not in logs[0]
+    two = {name: np.load(folder / 'saved' / f'{name}.npy') for name in ('inputs', 'trues', 'preds')}
+
+    config = resolve_config(vars(create_parser().parse_args(argv(tmp_path))))
+    inputs, trues, _ = runner_data.test_arrays(config)
+    np.testing.assert_array_equal(two['inputs'], inputs)            # every test sequence once, in dataset order
+    np.testing.assert_array_equal(two['trues'], trues)
+    one = run(argv(tmp_path, '--device', 'cpu', '--test'))
+    np.testing.assert_array_equal(np.load(folder / 'saved' / 'preds.npy'), two['preds'])
+    assert f"mse:{one['mse']}" in output
+
+
+def test_plain_ddp_on_the_cpu_trains_shrvqvae_through_its_stages(tmp_path):
+    """--strategy ddp: S-HR-VQVAE's stages freeze sub-models, so plain DDP failed at its second step."""
+    command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), *argv(tmp_path, '--device', 'cpu',
+                                                                          '--strategy', 'ddp')]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'training stage "prior"' in done.stdout + done.stderr
+    assert (tmp_path / 'work_dirs' / 'tiny' / 'saved' / 'preds.npy').is_file()
+
+
+def test_contiguous_split_covers_the_set_once_in_order(monkeypatch):
+    sampler = ContiguousSplitSampler(range(10))
+    assert list(sampler) == list(range(10))
+    parts = []
+    for rank in range(3):
+        monkeypatch.setattr(loaders, '_world', lambda rank=rank: (3, rank))
+        parts.append(list(sampler))
+        assert len(sampler) == len(parts[-1])
+    assert sum(parts, []) == list(range(10)) and [len(part) for part in parts] == [3, 3, 4]
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--device', 'cpu', '--gpus', '0', '1'], '--gpus 0 1 asks for CUDA devices but the run is on the CPU'),
+    (['--device', 'cpu', '--dist'], '--dist asks for a distributed run but only one process would run'),
+    (['--device', 'cpu', '--strategy', 'fsdp'], 'strategy `fsdp` requires a GPU accelerator'),
+    (['--device', 'cpu', '--strategy', 'nope'], "Unknown --strategy 'nope'"),
+    (['--device', 'cpu', '--devices', '0'], "'devices' must be an integer >= 1"),
+])
+def test_impossible_combinations_are_one_line(tmp_path, capsys, flags, message):
+    assert main(argv(tmp_path, *flags)) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count('\n') == 0 and message in error
+
+
+def test_devices_and_strategy_follow_the_flags_and_the_launcher(monkeypatch):
+    config = {'method': 'SHRVQVAE', 'gpus': [0], 'devices': None, 'num_nodes': 1, 'strategy': 'auto', 'dist': False}
+    assert resolve_devices(config, 'cpu') == 1 and resolve_strategy(config, 1) == 'auto'
+    two = dict(config, devices=2)
+    assert resolve_devices(two, 'cpu') == 2
+    # S-HR-VQVAE's stages freeze sub-models: its DDP must allow parameters without a gradient.
+    assert resolve_strategy(two, 2) == 'ddp_find_unused_parameters_true'
+    assert resolve_strategy(dict(config, strategy='ddp'), 1) == 'ddp_find_unused_parameters_true'
+    assert resolve_strategy(dict(config, method='simvp', strategy='ddp'), 2) == 'ddp'
+    assert resolve_strategy(dict(config, num_nodes=2), 1) == 'ddp_find_unused_parameters_true'
+    for name in ('TORCHELASTIC_RUN_ID', 'SLURM_NTASKS', 'NODE_RANK', 'MASTER_ADDR'):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match='--num_nodes 2 needs a launcher on every node'):
+        resolve_devices(dict(config, num_nodes=2), 'cpu')
+    monkeypatch.setenv('TORCHELASTIC_RUN_ID', 'test')
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')
+    assert resolve_devices(config, 'cpu') == 2                   # torchrun --nproc_per_node 2
+    with pytest.raises(ValueError, match='launcher started 2 processes per node but the run asks for 3'):
+        resolve_devices(dict(config, devices=3), 'cpu')
+
+
+def test_dist_builds_openstls_loaders_before_any_process_group(openstl, tmp_path):
+    write_taxibj(tmp_path / 'data', np.random.default_rng(0))
+    config = resolve_config({'config_file': osp.join(REPO, 'configs', 'taxibj', 'shvqvae.py'), 'dist': True,
+                             'data_root': str(tmp_path / 'data'), 'num_workers': 0})
+    train, val, test, source = runner_data.build_dataloaders(config)
+    assert source == 'openstl' and len(test.dataset) == 6 and next(iter(train))[0].shape[1:] == (4, 2, 32, 32)
+
+
+def test_ranks_above_zero_log_to_their_own_file_and_keep_the_console_quiet(tmp_path):
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    levels = {handler: handler.level for handler in saved}
+    try:
+        setup_logging(str(tmp_path), 'train', rank=1)
+        logging.getLogger('openstl_hrvq.test').info('from rank 1')
+        files = [handler for handler in root.handlers if isinstance(handler, logging.FileHandler)]
+        assert len(files) == 1 and files[0].baseFilename.endswith('_rank1.log')
+        files[0].flush()
+        assert 'from rank 1' in open(files[0].baseFilename).read()
+        consoles = [handler for handler in root.handlers if isinstance(handler, logging.StreamHandler)
+                    and not isinstance(handler, logging.FileHandler)]
+        assert consoles and all(handler.level == logging.WARNING for handler in consoles)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved:
+            handler.setLevel(levels[handler])
+            root.addHandler(handler)
