@@ -120,14 +120,15 @@ def save_image(image: Image.Image, path: str) -> str:
     return path
 
 
-def animation_frames(inputs: np.ndarray, trues: np.ndarray, preds: np.ndarray, name: str,
+def animation_frames(inputs: np.ndarray, trues: np.ndarray | None, preds: np.ndarray, name: str,
                      samples: Sequence[int] = (0, 1, 2, 3), scale: int = 2) -> list[np.ndarray]:
     """The frames of an animation: ground truth (top) beside ``name``'s prediction (bottom), several sequences.
 
     The input frames play first in both rows (they are given, not predicted), then the future frames.
 
     Args:
-        inputs: ``(N, T_in, C, H, W)``; trues, preds: ``(N, S, C, H, W)``.
+        inputs: ``(N, T_in, C, H, W)``; trues, preds: ``(N, S, C, H, W)``; ``trues`` None (a future nobody
+            knows) leaves out the ground-truth row.
 
     Returns:
         ``T_in + S`` uint8 RGB images of one size.
@@ -135,13 +136,12 @@ def animation_frames(inputs: np.ndarray, trues: np.ndarray, preds: np.ndarray, n
     samples = [s for s in samples if s < len(inputs)]
     frames = []
     num_in = inputs.shape[1]
-    for t in range(num_in + trues.shape[1]):
+    for t in range(num_in + preds.shape[1]):
         given = t < num_in
-        truth = [inputs[s, t] if given else trues[s, t - num_in] for s in samples]
-        guess = [inputs[s, t] if given else preds[s, t - num_in] for s in samples]
+        rows = [] if trues is None else [('truth', [inputs[s, t] if given else trues[s, t - num_in] for s in samples])]
+        rows.append((name, [inputs[s, t] if given else preds[s, t - num_in] for s in samples]))
         phase = 'input' if given else 'predicted'
-        image = labelled_grid([('truth', truth), (name, guess)], scale=scale, title=f't={t + 1} ({phase})')
-        frames.append(np.asarray(image))
+        frames.append(np.asarray(labelled_grid(rows, scale=scale, title=f't={t + 1} ({phase})')))
     return frames
 
 
@@ -153,3 +153,49 @@ def save_animation(frames: Sequence[np.ndarray], path: str, fps: float = 4.0) ->
     else:
         imageio.mimsave(path, list(frames), fps=fps)
     return path
+
+
+def displayable(frames: np.ndarray) -> np.ndarray:
+    """Frames ``(..., C, H, W)`` as :func:`frame_to_rgb` draws them: C = 1 or 3 as they are, otherwise the
+    first channel (e.g. TaxiBJ's inflow of its inflow/outflow pair)."""
+    return frames if frames.shape[-3] in (1, 3) else frames[..., :1, :, :]
+
+
+def display_scale(height: int, width: int, target: int = 96) -> int:
+    """The integer upscaling that shows a frame about ``target`` pixels large (small frames are enlarged)."""
+    return max(1, target // max(height, width))
+
+
+def save_prediction_pictures(inputs: np.ndarray, trues: np.ndarray | None, preds: np.ndarray, folder: str,
+                             name: str = 'prediction', grid_samples: int = 3, animation_samples: int = 4,
+                             grid_file: str = 'grid.png', animation_file: str = 'animation.gif') -> dict[str, str]:
+    """A grid (inputs, ground truth, prediction of the first sequences) and an animation of one method's
+    predictions, in ``folder``.
+
+    Args:
+        inputs: ``(N, T_in, C, H, W)``; trues: ``(N, S, C, H, W)``, or None when the future is unknown (then
+            both pictures show the inputs followed by the prediction); preds: ``(N, S', C, H, W)``; all in
+            [0, 1] (values outside are clipped for display).
+        grid_samples, animation_samples: how many leading sequences each picture shows.
+
+    Returns:
+        ``{'grid': path, 'animation': path}``.
+    """
+    inputs, preds = displayable(inputs), displayable(preds)
+    trues = None if trues is None else displayable(trues)
+    scale = display_scale(*inputs.shape[-2:])
+    samples = list(range(min(grid_samples, len(inputs))))
+    if trues is None:
+        rows = []
+        for number, sample in enumerate(samples):
+            rows += [('', [])] if number else []
+            rows += [(f'sequence {sample}: inputs', list(inputs[sample])), (name, list(preds[sample]))]
+        num_in = inputs.shape[1]
+        grid = labelled_grid(rows, scale=scale, title=f'inputs: frames 1-{num_in}; {name}: frames '
+                                                      f'{num_in + 1}-{num_in + preds.shape[1]}')
+    else:
+        grid = prediction_grid(inputs, trues, {name: preds}, samples, scale=scale)
+    frames = animation_frames(inputs, trues, preds, name, tuple(range(min(animation_samples, len(inputs)))),
+                              scale=2 * scale)
+    return {'grid': save_image(grid, osp.join(folder, grid_file)),
+            'animation': save_animation(frames, osp.join(folder, animation_file))}

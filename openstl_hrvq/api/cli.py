@@ -1,15 +1,12 @@
 """Entry points behind ``tools/train.py`` and ``tools/test.py``."""
 from __future__ import annotations
 
-import logging
 import sys
 
 from openstl_hrvq.api.config import resolve_config
 from openstl_hrvq.api.experiment import Experiment
 from openstl_hrvq.api.parser import create_parser
 from openstl_hrvq.errors import UserError
-
-log = logging.getLogger(__name__)
 
 
 def run(argv=None, test_only: bool = False) -> dict:
@@ -19,9 +16,7 @@ def run(argv=None, test_only: bool = False) -> dict:
     experiment = Experiment(config)
     if not config['test']:
         experiment.train()
-    results = experiment.test()
-    log.info('Test metrics: %s', ', '.join(f'{key}={value:.4f}' for key, value in results.items()))
-    return results
+    return experiment.test()
 
 
 def main(argv=None, test_only: bool = False) -> int:

@@ -32,7 +32,7 @@ from openstl_hrvq.api.checkpoints import (BEST, BestCheckpoint, InterruptCheckpo
 from openstl_hrvq.api.data import build_dataloaders
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.parser import DEFAULTS
-from openstl_hrvq.api.console import quiet_console
+from openstl_hrvq.api.console import BarAwareHandler, CompactProgressBar, quiet_console
 from openstl_hrvq.errors import CheckpointError, ConfigError
 from openstl_hrvq.method_registry import find_method, registered_methods
 from openstl_hrvq.methods import LeaderboardTestMixin
@@ -91,7 +91,7 @@ def setup_logging(save_dir: str, prefix: str) -> None:
     fmt = logging.Formatter('%(asctime)s - %(message)s')
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
                for h in root.handlers):
-        console = logging.StreamHandler()
+        console = BarAwareHandler()
         console.setFormatter(fmt)
         root.addHandler(console)
     for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
@@ -164,6 +164,7 @@ class Experiment:
             LastCheckpoint(self.ckpt_dir, int(config.get('ckpt_every_n_steps') or 0)),
             self.interrupt_checkpoint,
             DivergenceGuard(config['metric_for_bestckpt']),
+            CompactProgressBar(),
         ]
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
         return pl.Trainer(
