@@ -166,36 +166,38 @@ def display_scale(height: int, width: int, target: int = 96) -> int:
     return max(1, target // max(height, width))
 
 
-def save_prediction_pictures(inputs: np.ndarray, trues: np.ndarray | None, preds: np.ndarray, folder: str,
+def save_prediction_pictures(inputs: np.ndarray, trues: np.ndarray, preds: np.ndarray, folder: str,
                              name: str = 'prediction', grid_samples: int = 3, animation_samples: int = 4,
                              grid_file: str = 'grid.png', animation_file: str = 'animation.gif') -> dict[str, str]:
     """A grid (inputs, ground truth, prediction of the first sequences) and an animation of one method's
     predictions, in ``folder``.
 
     Args:
-        inputs: ``(N, T_in, C, H, W)``; trues: ``(N, S, C, H, W)``, or None when the future is unknown (then
-            both pictures show the inputs followed by the prediction); preds: ``(N, S', C, H, W)``; all in
-            [0, 1] (values outside are clipped for display).
+        inputs: ``(N, T_in, C, H, W)``; trues, preds: ``(N, S, C, H, W)``; all in [0, 1] (values outside are
+            clipped for display).
         grid_samples, animation_samples: how many leading sequences each picture shows.
 
     Returns:
         ``{'grid': path, 'animation': path}``.
     """
-    inputs, preds = displayable(inputs), displayable(preds)
-    trues = None if trues is None else displayable(trues)
+    inputs, trues, preds = displayable(inputs), displayable(trues), displayable(preds)
     scale = display_scale(*inputs.shape[-2:])
-    samples = list(range(min(grid_samples, len(inputs))))
-    if trues is None:
-        rows = []
-        for number, sample in enumerate(samples):
-            rows += [('', [])] if number else []
-            rows += [(f'sequence {sample}: inputs', list(inputs[sample])), (name, list(preds[sample]))]
-        num_in = inputs.shape[1]
-        grid = labelled_grid(rows, scale=scale, title=f'inputs: frames 1-{num_in}; {name}: frames '
-                                                      f'{num_in + 1}-{num_in + preds.shape[1]}')
-    else:
-        grid = prediction_grid(inputs, trues, {name: preds}, samples, scale=scale)
+    grid = prediction_grid(inputs, trues, {name: preds}, list(range(min(grid_samples, len(inputs)))), scale=scale)
     frames = animation_frames(inputs, trues, preds, name, tuple(range(min(animation_samples, len(inputs)))),
                               scale=2 * scale)
     return {'grid': save_image(grid, osp.join(folder, grid_file)),
             'animation': save_animation(frames, osp.join(folder, animation_file))}
+
+
+def rollout_grid(inputs: np.ndarray, preds: np.ndarray, name: str = 'prediction', per_row: int | None = None
+                 ) -> Image.Image:
+    """One clip's inputs ``(T_in, C, H, W)`` over its predicted frames ``(S, C, H, W)``, the prediction wrapped
+    into rows of ``per_row`` frames (default: ``max(T_in, 10)``), each row labelled with its frame numbers."""
+    inputs, preds = displayable(inputs), displayable(preds)
+    per_row = per_row or max(len(inputs), 10)
+    num_in = len(inputs)
+    rows = [(f'inputs 1-{num_in}', list(inputs))]
+    for start in range(0, len(preds), per_row):
+        chunk = list(preds[start:start + per_row])
+        rows.append((f'{name} {num_in + start + 1}-{num_in + start + len(chunk)}', chunk))
+    return labelled_grid(rows, scale=display_scale(*inputs.shape[-2:]))
