@@ -1,18 +1,9 @@
 """Command-line help: every flag explained, examples that run, the leaderboard's presets described."""
-import importlib.util
 import os.path as osp
 import shlex
 
 from openstl_hrvq.api.parser import EXAMPLES, create_parser
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import REPO, load_tool
 
 
 def _undocumented(parser):
@@ -35,7 +26,7 @@ def test_the_examples_parse_and_name_configs_that_exist():
 
 
 def test_leaderboard_help_describes_every_preset():
-    leaderboard = _tool('leaderboard')
+    leaderboard = load_tool('leaderboard')
     parser = leaderboard.create_parser()
     assert _undocumented(parser) == []
     text = parser.format_help()
