@@ -32,7 +32,8 @@ DEFAULTS = {
 
 EXAMPLES = """examples:
   python tools/train.py -c configs/mmnist/shvqvae_smoke.py --ex_name smoke
-      a 2-minute check: trains, tests, writes work_dirs/smoke/saved/grid.png
+      a check that everything runs (a few minutes): trains, tests, writes
+      work_dirs/smoke/saved/grid.png
   python tools/train.py -c configs/mmnist/shvqvae_quick.py --ex_name quick
       the quick config (CPU budget), then its test
   python tools/train.py -c configs/mmnist/shvqvae.py --ex_name mmnist_shvqvae
