@@ -86,8 +86,9 @@ def predict_command(args: argparse.Namespace) -> dict[str, str]:
     out = args.out or osp.join(osp.dirname(osp.dirname(osp.abspath(args.ckpt))), 'predict', clip_name)
     registered = find_method(predictor.config['method'])
     paths = save_prediction(out, inputs, preds, registered.display_name if registered else predictor.config['method'])
+    decoding = args.decoding or getattr(predictor.method.model, 'decoding', 'direct')
     log.info('Predicted %d frames after the %d input frames of %s (%s): %s %s, %s, %s', len(preds), len(inputs),
-             args.input, args.decoding or 'the run\'s decoding', paths['preds'], preds.shape, paths['gif'], paths['grid'])
+             args.input, decoding, paths['preds'], preds.shape, paths['gif'], paths['grid'])
     return paths
 
 
