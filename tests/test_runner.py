@@ -224,3 +224,12 @@ def test_console_shows_our_lines_not_dependency_notices(tmp_path):
     saved = tmp_path / 'work_dirs' / 'tiny' / 'saved'
     assert f"{saved / 'grid.png'} (inputs, truth, prediction) and {saved / 'animation.gif'}" in console
     assert (saved / 'grid.png').stat().st_size > 0 and (saved / 'animation.gif').stat().st_size > 0
+
+
+def test_an_error_during_training_is_reported_on_a_line_of_its_own(tmp_path):
+    done = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'train.py'), *argv(tmp_path),
+                           '--no_display_method_info', '--cfg-options', 'lr=1e6'],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', COLUMNS='80'))
+    assert done.returncode == 2
+    assert any(line.startswith('error: Training diverged') for line in done.stdout.splitlines()), done.stdout[-2000:]

@@ -64,7 +64,8 @@ class CompactProgressBar(TQDMProgressBar):
 
     The training bar shows ``Epoch e/last`` (counted from 0, as the log lines count) and the two numbers a user watches, the step's ``loss`` and the last
     ``val_loss`` (both as in ``metrics.csv``), instead of every logged value; the throughput moves to the log.
-    The test bar is cleared before the method logs its results, so the results are the last thing printed.
+    The test bar is cleared before the method logs its results, so the results are the last thing printed, and
+    an error ends every bar's line before it is reported.
     """
 
     BAR_FORMAT = '{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]'
@@ -89,4 +90,11 @@ class CompactProgressBar(TQDMProgressBar):
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         # Callbacks' epoch-end hooks run before the method's, which logs the results.
         self.test_progress_bar.close()
+        sys.stdout.flush()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        # End the bars' lines, so that the one-line error starts on a line of its own.
+        for bar in (self._train_progress_bar, self._val_progress_bar, self._test_progress_bar):
+            if bar is not None:
+                bar.close()
         sys.stdout.flush()
