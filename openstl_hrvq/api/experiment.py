@@ -89,6 +89,8 @@ def setup_logging(save_dir: str, prefix: str) -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter('%(asctime)s - %(message)s')
+    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:   # a tool's basicConfig
+        root.removeHandler(handler)
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
                for h in root.handlers):
         console = BarAwareHandler()
