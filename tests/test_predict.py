@@ -17,6 +17,7 @@ from openstl_hrvq.api import prediction
 from openstl_hrvq.api.prediction import Predictor, predict_frames, prepare_inputs
 from openstl_hrvq.errors import UserError
 from openstl_hrvq.methods import SHRVQVAE
+from openstl_hrvq.models import SHRVQVAE_Model
 from tests.helpers import TINY_MODEL
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -185,3 +186,13 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path, ckpt):
     assert done.stderr.strip().splitlines() == [
         f'error: No clip at {tmp_path / "nothing.gif"}: pass a .npy, a .gif, a folder of PNGs or a video file. '
         f'(add --debug for the traceback)']
+
+
+@pytest.mark.parametrize('order', ['parallel', 'raster'])
+def test_both_decode_orders_roll_out_beyond_the_trained_horizon(order):
+    model = SHRVQVAE_Model(**dict(TINY_MODEL, decode_order=order)).eval()
+    batch_x = torch.rand(2, PRE, 1, SIZE, SIZE)
+    with torch.no_grad():
+        normal, long = model(batch_x), model.rollout(batch_x, 2 * AFT + 2)
+    assert long.shape == (2, 2 * AFT + 2, 1, SIZE, SIZE)
+    torch.testing.assert_close(long[:, :AFT], normal)
