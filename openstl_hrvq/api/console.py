@@ -62,8 +62,10 @@ def _short(value: float) -> str:
 class CompactProgressBar(TQDMProgressBar):
     """Lightning's tqdm bars, narrow enough for an 80-column terminal, and out of the way of the results.
 
-    The training bar shows ``Epoch e/last`` (counted from 0, as the log lines count) and the two numbers a user watches, the step's ``loss`` and the last
-    ``val_loss`` (both as in ``metrics.csv``), instead of every logged value; the throughput moves to the log.
+    The training bar shows ``Epoch e/last`` (counted from 0, as the log lines count) and the two numbers a user
+    watches, the step's ``loss`` and the last ``val_loss`` (both as in ``metrics.csv``), instead of every logged
+    value; the throughput is left out for room.
+
     The test bar is cleared before the method logs its results, so the results are the last thing printed, and
     an error ends every bar's line before it is reported.
     """

@@ -113,8 +113,8 @@ def _natural_key(name: str):
 def _image_frames(images, channels: int) -> np.ndarray:
     """PIL-readable frames -> uint8 ``(T, C, H, W)`` with the model's channels (grey: luminance)."""
     mode = 'L' if channels == 1 else 'RGB'
-    frames = [np.asarray((image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))).convert(mode))
-              for image in images]
+    images = [image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image)) for image in images]
+    frames = [np.asarray(image.convert(mode)) for image in images]
     sizes = {frame.shape for frame in frames}
     if len(sizes) > 1:
         raise DataFileError(f'The frames of the clip differ in size ({sorted(sizes)}): give frames of one size.')
