@@ -64,7 +64,7 @@ def check_keys(keys: Iterable[str], allowed: set[str], source: str) -> None:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ''
             raise UnknownKeyError(f"Unknown config key '{key}' in {source}.{hint} "
-                                  f"Remove it or fix its name (known keys are listed in the README).")
+                                  f"Remove it or fix its name (docs/method.md describes the keys).")
 
 
 def default_config_path(method: str, dataname: str, root: str = 'configs') -> str:
