@@ -428,3 +428,16 @@ def metric(pred: ArrayLike, true: ArrayLike, mean=None, std=None, metrics: Seque
         eval_res['per_frame'] = {name: (values.sum(axis=-1) / values_per_full_frame if name in error_names else values)
                                  for name, values in frames.items()}
     return eval_res, eval_log
+
+
+def frame_sum_mse(pred: torch.Tensor, true: torch.Tensor, std=None) -> torch.Tensor:
+    """``mse`` in the leaderboard's units, on tensors and differentiable: what ``val_loss`` reports.
+
+    The squared error of the de-normalised frames summed over C x H x W, averaged over samples and frames
+    (the mean of the de-normalisation cancels). pred, true: ``(B, T, C, H, W)``; std: a scalar or an array
+    broadcasting to one ``(C, H, W)`` frame, or None. Returns a scalar tensor.
+    """
+    error = pred - true
+    if std is not None:
+        error = error * torch.as_tensor(np.asarray(std), dtype=error.dtype, device=error.device)
+    return error.pow(2).flatten(2).sum(dim=-1).mean()

@@ -11,7 +11,6 @@ import logging
 import time
 
 import torch
-from fvcore.nn import FlopCountAnalysis, flop_count_table
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +31,11 @@ def count_flops(model: torch.nn.Module, sample: torch.Tensor) -> tuple[int, str]
     A model with a ``flop_counting_module()`` is counted on the module it returns (an equal-cost stand-in for a
     forward pass that tracing would unroll, such as S-HR-VQVAE's raster decoding).
     """
+    # Imported here, after the console's filters: fvcore warns about torch.jit.script when it is imported.
+    from openstl_hrvq.api.console import ignore_dependency_warnings
+    ignore_dependency_warnings()
+    from fvcore.nn import FlopCountAnalysis, flop_count_table
+
     was_training = model.training
     model.eval()
     counted = model.flop_counting_module() if hasattr(model, 'flop_counting_module') else model

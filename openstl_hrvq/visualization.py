@@ -14,8 +14,11 @@ import os.path as osp
 from typing import Mapping, Sequence
 
 import imageio.v2 as imageio
+import imageio.v3 as imageio_v3
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from openstl_hrvq.files import save_with
 
 BACKGROUND = 255
 TEXT_COLOUR = (0, 0, 0)
@@ -128,20 +131,21 @@ def unit_range(reference: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
 
 
 def save_image(image: Image.Image, path: str) -> str:
-    """Write ``image`` (PNG by extension), creating the folder; returns ``path``."""
+    """Write ``image`` (format by extension) atomically, creating the folder; returns ``path``."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    image.save(path)
-    return path
+    return save_with(path, lambda handle: image.save(handle, format=Image.registered_extensions()[
+        osp.splitext(path)[1].lower()]))
 
 
-def animation_frames(inputs: np.ndarray, trues: np.ndarray, preds: np.ndarray, name: str,
+def animation_frames(inputs: np.ndarray, trues: np.ndarray | None, preds: np.ndarray, name: str,
                      samples: Sequence[int] = (0, 1, 2, 3), scale: int = 2) -> list[np.ndarray]:
     """The frames of an animation: ground truth (top) beside ``name``'s prediction (bottom), several sequences.
 
     The input frames play first in both rows (they are given, not predicted), then the future frames.
 
     Args:
-        inputs: ``(N, T_in, C, H, W)``; trues, preds: ``(N, S, C, H, W)``.
+        inputs: ``(N, T_in, C, H, W)``; trues, preds: ``(N, S, C, H, W)``; ``trues`` None (a future nobody
+            knows) leaves out the ground-truth row.
 
     Returns:
         ``T_in + S`` uint8 RGB images of one size.
@@ -149,13 +153,12 @@ def animation_frames(inputs: np.ndarray, trues: np.ndarray, preds: np.ndarray, n
     samples = [s for s in samples if s < len(inputs)]
     frames = []
     num_in = inputs.shape[1]
-    for t in range(num_in + trues.shape[1]):
+    for t in range(num_in + preds.shape[1]):
         given = t < num_in
-        truth = [inputs[s, t] if given else trues[s, t - num_in] for s in samples]
-        guess = [inputs[s, t] if given else preds[s, t - num_in] for s in samples]
+        rows = [] if trues is None else [('truth', [inputs[s, t] if given else trues[s, t - num_in] for s in samples])]
+        rows.append((name, [inputs[s, t] if given else preds[s, t - num_in] for s in samples]))
         phase = 'input' if given else 'predicted'
-        image = labelled_grid([('truth', truth), (name, guess)], scale=scale, title=f't={t + 1} ({phase})')
-        frames.append(np.asarray(image))
+        frames.append(np.asarray(labelled_grid(rows, scale=scale, title=f't={t + 1} ({phase})')))
     return frames
 
 
@@ -163,7 +166,55 @@ def save_animation(frames: Sequence[np.ndarray], path: str, fps: float = 4.0) ->
     """Write frames as an animated GIF (looping) or, for ``.mp4``, a video (needs imageio's ffmpeg plugin)."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     if path.lower().endswith('.gif'):
-        imageio.mimsave(path, list(frames), duration=1000.0 / fps, loop=0)
-    else:
-        imageio.mimsave(path, list(frames), fps=fps)
+        return save_with(path, lambda handle: imageio_v3.imwrite(handle, np.stack(frames), extension='.gif',
+                                                                 duration=1000.0 / fps, loop=0))
+    imageio.mimsave(path, list(frames), fps=fps)    # a video writer needs a real file name
     return path
+
+
+def displayable(frames: np.ndarray) -> np.ndarray:
+    """Frames ``(..., C, H, W)`` as :func:`frame_to_rgb` draws them: C = 1 or 3 as they are, otherwise the
+    first channel (e.g. TaxiBJ's inflow of its inflow/outflow pair)."""
+    return frames if frames.shape[-3] in (1, 3) else frames[..., :1, :, :]
+
+
+def display_scale(height: int, width: int, target: int = 96) -> int:
+    """The integer upscaling that shows a frame about ``target`` pixels large (small frames are enlarged)."""
+    return max(1, target // max(height, width))
+
+
+def save_prediction_pictures(inputs: np.ndarray, trues: np.ndarray, preds: np.ndarray, folder: str,
+                             name: str = 'prediction', grid_samples: int = 3, animation_samples: int = 4,
+                             grid_file: str = 'grid.png', animation_file: str = 'animation.gif') -> dict[str, str]:
+    """A grid (inputs, ground truth, prediction of the first sequences) and an animation of one method's
+    predictions, in ``folder``.
+
+    Args:
+        inputs: ``(N, T_in, C, H, W)``; trues, preds: ``(N, S, C, H, W)``; all in [0, 1] (values outside are
+            clipped for display).
+        grid_samples, animation_samples: how many leading sequences each picture shows.
+
+    Returns:
+        ``{'grid': path, 'animation': path}``.
+    """
+    inputs, trues, preds = displayable(inputs), displayable(trues), displayable(preds)
+    scale = display_scale(*inputs.shape[-2:])
+    grid = prediction_grid(inputs, trues, {name: preds}, list(range(min(grid_samples, len(inputs)))), scale=scale)
+    frames = animation_frames(inputs, trues, preds, name, tuple(range(min(animation_samples, len(inputs)))),
+                              scale=2 * scale)
+    return {'grid': save_image(grid, osp.join(folder, grid_file)),
+            'animation': save_animation(frames, osp.join(folder, animation_file))}
+
+
+def rollout_grid(inputs: np.ndarray, preds: np.ndarray, name: str = 'prediction', per_row: int | None = None
+                 ) -> Image.Image:
+    """One clip's inputs ``(T_in, C, H, W)`` over its predicted frames ``(S, C, H, W)``, the prediction wrapped
+    into rows of ``per_row`` frames (default: ``max(T_in, 10)``), each row labelled with its frame numbers."""
+    inputs, preds = displayable(inputs), displayable(preds)
+    per_row = per_row or max(len(inputs), 10)
+    num_in = len(inputs)
+    rows = [(f'inputs 1-{num_in}', list(inputs))]
+    for start in range(0, len(preds), per_row):
+        chunk = list(preds[start:start + per_row])
+        rows.append((f'{name} {num_in + start + 1}-{num_in + start + len(chunk)}', chunk))
+    return labelled_grid(rows, scale=display_scale(*inputs.shape[-2:]))

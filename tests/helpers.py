@@ -1,4 +1,7 @@
-"""Small shared builders for the method and runner tests: a tiny S-HR-VQVAE config and tiny loaders."""
+"""Small shared builders for the tests: a tiny S-HR-VQVAE config, tiny loaders, the tools as modules."""
+import importlib.util
+import os.path as osp
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -36,3 +39,14 @@ def square_loaders(batch_size=4, length=16):
     train = DataLoader(MovingSquares(length=length, seed=0), batch_size=batch_size, shuffle=False)
     test = DataLoader(MovingSquares(length=8, seed=1), batch_size=batch_size)
     return train, test, test
+
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def load_tool(name):
+    """``tools/<name>.py`` imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,5 +1,4 @@
 """The paper's analyses: compression ratios, codebook usage, corruptions, per-layer maps, tools/analyze.py."""
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -15,16 +14,9 @@ from openstl_hrvq.analysis import (DEFAULT_CONDITIONS, add_noise, codebook_usage
                                    sweep_markdown, sweep_rows)
 from openstl_hrvq.metrics import snr_per_frame
 from openstl_hrvq.models import SHRVQVAE_Model
-from tests.helpers import TINY_MODEL, MovingSquares
+from tests.helpers import TINY_MODEL, MovingSquares, load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def config_path(name):

@@ -1,7 +1,6 @@
 """tools/leaderboard.py: well-formed tables and pictures, numbers equal to metric() on the saved predictions,
 trivial references, loading checkpoints instead of training, skipped OpenSTL rows, clear errors."""
 import csv
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -16,17 +15,10 @@ from openstl_hrvq.benchmark import COLUMNS, build_entries, merge_leaderboards
 from openstl_hrvq.benchmark.table import markdown_table
 from openstl_hrvq.metrics import metric
 from openstl_hrvq.references import REFERENCE_NAMES, all_black, copy_last_frame, mean_frame, reference_predictions
-from tests.helpers import TINY_MODEL
+from tests.helpers import TINY_MODEL, load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 HEADERS = [header for _, header, _ in COLUMNS]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_config(path, **keys):

@@ -159,3 +159,13 @@ def test_lpips_with_real_weights_matches_stock_lpips():
     stock = lpips.LPIPS(net='alex', verbose=False).eval()  # loads the cached torchvision weights itself
     assert res['lpips'] == pytest.approx(_openstl_style_lpips(stock, pred, true), rel=1e-5)
     assert 0 < res['lpips'] < 1
+
+
+def test_frame_sum_mse_is_the_leaderboards_mse_on_tensors():
+    """val_loss's function equals metric()'s mse on the same de-normalised frames, per-channel std included."""
+    generator = torch.Generator().manual_seed(3)
+    pred, true = torch.rand(3, 4, 2, 8, 8, generator=generator), torch.rand(3, 4, 2, 8, 8, generator=generator)
+    std, mean = np.array([0.5, 2.0]).reshape(2, 1, 1), np.array([0.1, -1.0]).reshape(2, 1, 1)
+    expected = M.metric(pred.numpy(), true.numpy(), mean, std, metrics=['mse'], return_log=False)[0]['mse']
+    assert M.frame_sum_mse(pred, true, std).item() == pytest.approx(expected, rel=1e-5)
+    assert M.frame_sum_mse(pred, true).item() == pytest.approx(((pred - true) ** 2).sum(dim=(2, 3, 4)).mean().item())

@@ -11,6 +11,7 @@ import uuid
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from openstl_hrvq.api.cli import main
 from openstl_hrvq.api.lock import lock_experiment
@@ -146,7 +147,8 @@ def test_a_full_disk_ends_in_one_line_and_every_earlier_file_stays_loadable(smal
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'saved/' in err and 'no space left on the device' in err, err
     assert snapshot(work / 'saved') == saved
-    assert all(np.load(work / 'saved' / name).size for name in saved)
+    assert all(np.load(work / 'saved' / name).size for name in saved if name.endswith('.npy'))
+    assert Image.open(work / 'saved' / 'grid.png').size                # the pictures too are whole
 
 
 def test_prepare_data_on_a_full_disk_writes_nothing_and_a_rerun_completes(small_disk, capsys):

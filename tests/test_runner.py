@@ -1,6 +1,7 @@
 """The experiment runner: config resolution, end-to-end training on the embedded digits, resume."""
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -207,10 +208,28 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 def test_console_shows_our_lines_not_dependency_notices(tmp_path):
     # a real process: under pytest, warnings and log records are captured before they reach the console
     done = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'train.py'), *argv(tmp_path)],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    console = done.stdout + done.stderr
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', COLUMNS='80'))
+    console = done.stdout
     assert done.returncode == 0, console[-2000:]
     assert 'Model info' in console and 'Test MSE per predicted frame' in console
     for notice in ('Tip:', 'litlogger', 'GPU available', 'LeafSpec', 'weights_only', 'Total FLOPs',
-                   'worker processes in total', 'max_epochs='):
+                   'worker processes in total', 'max_epochs=', 'torch.jit.script', 'Warning'):
         assert notice not in console, notice
+    assert console.count('Test metrics') == 1 and console.count('mse=') == 1
+    # the progress bars fit an 80-column terminal, and the test bar is gone before the results
+    bars = [re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', segment) for segment in re.split('[\r\n]', console) if '%|' in segment]
+    assert bars and max(map(len, bars)) <= 80, max(bars, key=len)
+    assert 'Testing' not in console[console.index('Test metrics'):]
+    saved = tmp_path / 'work_dirs' / 'tiny' / 'saved'
+    assert f"{saved / 'grid.png'} (inputs, truth, prediction) and {saved / 'animation.gif'}" in console
+    assert (saved / 'grid.png').stat().st_size > 0 and (saved / 'animation.gif').stat().st_size > 0
+
+
+def test_an_error_during_training_is_reported_on_a_line_of_its_own(tmp_path):
+    done = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'train.py'), *argv(tmp_path),
+                           '--no_display_method_info', '--cfg-options', 'lr=1e6'],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', COLUMNS='80'))
+    assert done.returncode == 2
+    assert any(line.startswith('error: Training diverged') for line in done.stdout.splitlines()), done.stdout[-2000:]

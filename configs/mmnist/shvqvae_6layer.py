@@ -20,7 +20,7 @@ prior_kernel = 3
 decode_order = 'parallel'
 # decoding: the paper's argmax rollout (tools/leaderboard.py --decodings mean8 adds the MSE-aware one)
 sample_temperature = 0.0
-# cross-entropy (eq. 7) on every frame after the first, not only the future ones (measured better, see README)
+# cross-entropy (eq. 7) on every frame after the first, not only the future ones (measured better, see docs/benchmarks.md)
 prior_loss_frames = 'all'
 # stage schedule (epochs; scaled proportionally when --epoch changes the total)
 vq_epochs = 50

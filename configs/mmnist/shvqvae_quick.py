@@ -18,7 +18,7 @@ prior_blocks = 4
 prior_heads = 4
 prior_kernel = 3
 # two gated causal 3D blocks at full token resolution in the trunk's local path (nonlinear motion features where
-# the tokens are; measured better at this budget, see README)
+# the tokens are; measured better at this budget, see docs/benchmarks.md)
 prior_local_blocks = 2
 decode_order = 'parallel'
 # decoding: the mean of 8 rollouts sampled at T = 1 (an estimate of the conditional mean, which MSE rewards),
@@ -32,7 +32,7 @@ vq_epochs = 2
 prior_epochs = 5
 joint_epochs = 0
 # the prior's cross-entropy on every frame after the first, not only the 10 future ones: 19 next-frame
-# targets per clip instead of 10 for the same trunk pass (measured better at this budget, see README)
+# targets per clip instead of 10 for the same trunk pass (measured better at this budget, see docs/benchmarks.md)
 prior_loss_frames = 'all'
 # training (Adam; a higher lr than the paper's 3e-4 for the short budget)
 epoch = 7

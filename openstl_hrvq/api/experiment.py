@@ -37,7 +37,7 @@ from openstl_hrvq.api.distributed import process_rank, resolve_devices, resolve_
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.lock import lock_experiment
 from openstl_hrvq.api.parser import DEFAULTS
-from openstl_hrvq.api.console import quiet_console
+from openstl_hrvq.api.console import BarAwareHandler, CompactProgressBar, quiet_console
 from openstl_hrvq.api.preflight import check_data, check_folders
 from openstl_hrvq.api.resume import WriteRecordAtStart, check_resume, weights_mismatch
 from openstl_hrvq.api.signals import SignalGuard
@@ -109,10 +109,12 @@ def setup_logging(save_dir: str, prefix: str, rank: int = 0) -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter('%(asctime)s - %(message)s')
+    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:   # a tool's basicConfig
+        root.removeHandler(handler)
     consoles = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
                 and not isinstance(h, logging.FileHandler)]
     if not consoles:
-        consoles = [logging.StreamHandler()]
+        consoles = [BarAwareHandler()]
         consoles[0].setFormatter(fmt)
         root.addHandler(consoles[0])
     if rank:
@@ -189,6 +191,7 @@ class Experiment:
             DivergenceGuard(config['metric_for_bestckpt']),
             SignalGuard(),
             WriteRecordAtStart(self._write_config),
+            CompactProgressBar(),
         ]
         loggers = [CSVLogger(self.save_dir, name='logs'), TensorBoardLogger(self.save_dir, name='tensorboard')]
         try:

@@ -24,7 +24,7 @@ from openstl_hrvq.benchmark.scoring import (leaderboard_metrics, lpips_unavailab
 from openstl_hrvq.benchmark.table import read_rows, write_tables
 from openstl_hrvq.files import ensure_writable_folder
 from openstl_hrvq.method_registry import find_method
-from openstl_hrvq.models.shrvqvae_model import describe_decoding
+from openstl_hrvq.models.shrvqvae_model import decoding_keys, describe_decoding
 from openstl_hrvq.references import reference_predictions
 from openstl_hrvq.visualization import (animation_frames, prediction_grid, save_animation, save_image,
                                         unit_range)
@@ -135,17 +135,6 @@ def reference_row(name: str, scores: dict, per_frame: dict, lpips_reason: str | 
                 params=0, flops=0,
                 throughput=None, train_time_s=0.0, epochs=0, train_size=0, train_steps=0, status='ok',
                 lpips_note=lpips_reason if scores['lpips'] is None else None, source='reference')
-
-
-def decoding_keys(spec: str) -> dict:
-    """The S-HR-VQVAE config keys of a decoding named ``'argmax'`` or ``'meanN'`` (N >= 2 rollouts sampled at
-    temperature 1, averaged)."""
-    if spec == 'argmax':
-        return {'sample_temperature': 0.0, 'decoding_samples': 1}
-    samples = spec[len('mean'):]
-    if spec.startswith('mean') and samples.isdigit() and int(samples) >= 2:
-        return {'sample_temperature': 1.0, 'decoding_samples': int(samples)}
-    raise ValueError(f"Unknown decoding {spec!r}: use 'argmax' or 'meanN' with N >= 2 (e.g. mean8).")
 
 
 def takes_decodings(method: str) -> bool:

@@ -16,7 +16,7 @@ from openstl_hrvq.files import atomic_write
 
 IDX3_MAGIC = 2051
 IDX3_HEADER_BYTES = 16
-GET_DATA_HINT = 'see the README section "Data" or run `python tools/prepare_data.py --help`'
+GET_DATA_HINT = 'see docs/benchmarks.md, section "Data", or run `python tools/prepare_data.py --help`'
 
 
 def read_idx_images(path: str | Path, hint: str = GET_DATA_HINT) -> np.ndarray:

@@ -75,7 +75,7 @@ def rebuild_hint(data_root: str | Path, data_name: str) -> str:
     """How to rebuild the files of ``data_name`` under ``data_root``, for the errors that name one of them."""
     command = {'mnist': 'mmnist', 'fmnist': 'mfmnist'}[data_name]
     return (f'rebuild them with `python tools/prepare_data.py {command} --data-root {data_root} --force` '
-            f'(the published files: README section "Data")')
+            f'(the published files: docs/benchmarks.md, section "Data")')
 
 
 def files_source(data_root: str | Path, data_name: str, num_frames: int, image_size: int) -> DigitSource:

@@ -12,8 +12,8 @@ lives here, in LightningModule hooks, driven by the config keys ``vq_epochs``, `
 
 Each stage has its own optimizer (Adam by default) and learning-rate schedule (manual optimization: Lightning steps one
 optimizer per batch, and every one of them is checkpointed, so a resumed run continues each stage exactly).
-``val_loss`` is always the MSE of really predicted frames, so the best checkpoint is the best predictor of
-the final stage (:attr:`SHRVQVAE.checkpoint_candidate`).
+``val_loss`` is always the MSE of really predicted frames, in the test's units, so the best checkpoint is the
+best predictor of the final stage (:attr:`SHRVQVAE.checkpoint_candidate`).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from openstl_hrvq.methods.evaluation import LeaderboardTestMixin
 from openstl_hrvq.methods.stage_schedule import STAGES, StageSchedule
 from openstl_hrvq.methods.training_config import TrainingConfig
+from openstl_hrvq.metrics import frame_sum_mse
 from openstl_hrvq.models import SHRVQVAE_Model
 
 log = logging.getLogger(__name__)
@@ -287,11 +288,11 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         self.model.vqvae.check_range(batch[1])
 
     def validation_step(self, batch, batch_idx):
-        """``val_loss`` = MSE of really predicted frames; ``val_recon_loss`` = tokenizer reconstruction MSE."""
-        batch_x, batch_y = batch
-        pred_y = self(batch_x)
-        loss = F.mse_loss(pred_y, batch_y)
-        self.log('val_loss', loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        """``val_loss`` = MSE of really predicted frames (the test's units); ``val_recon_loss`` = tokenizer
+        reconstruction MSE of the future frames, in the same units."""
+        loss = super().validation_step(batch, batch_idx)
+        batch_y = batch[1]
         recon = self.model.vqvae(batch_y).reconstruction
-        self.log('val_recon_loss', F.mse_loss(recon, batch_y), on_step=False, on_epoch=True, sync_dist=True)
+        self.log('val_recon_loss', frame_sum_mse(recon, batch_y, self.hparams.get('test_std')), on_step=False,
+                 on_epoch=True, sync_dist=True)
         return loss

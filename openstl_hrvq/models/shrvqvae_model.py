@@ -54,13 +54,7 @@ class SHRVQVAE_Model(nn.Module):
         self.in_shape = (T, C, H, W)
         self.pre_seq_length = int(pre_seq_length) if pre_seq_length is not None else T
         self.aft_seq_length = int(aft_seq_length) if aft_seq_length is not None else self.pre_seq_length
-        if not isinstance(decoding_samples, int) or decoding_samples < 1:
-            raise ValueError(f'decoding_samples must be a positive integer, got {decoding_samples!r}.')
-        if decoding_samples > 1 and sample_temperature <= 0:
-            raise ValueError(f'decoding_samples={decoding_samples} averages sampled rollouts, which needs '
-                             f'sample_temperature > 0 (got {sample_temperature}); use 1.0 to sample the prior.')
-        self.sample_temperature = float(sample_temperature)
-        self.decoding_samples = decoding_samples
+        self.set_decoding(sample_temperature, decoding_samples)
         self.vqvae = HRVQVAE(in_channels=C, hidden_channels=vq_hidden, res_channels=vq_res_hidden,
                              num_res_blocks=vq_res_blocks, latent_dim=vq_latent_dim, num_layers=vq_layers,
                              codebook_size=vq_codebook_size, beta=vq_beta, ema=vq_ema, decay=vq_decay,
@@ -69,6 +63,16 @@ class SHRVQVAE_Model(nn.Module):
                                 hidden_channels=prior_hidden, num_blocks=prior_blocks, num_heads=prior_heads,
                                 kernel_size=prior_kernel, max_frames=self.pre_seq_length + self.aft_seq_length,
                                 decode_order=decode_order, local_blocks=prior_local_blocks)
+
+    def set_decoding(self, sample_temperature: float, decoding_samples: int = 1) -> None:
+        """Choose how predictions are decoded (see the class docstring); :func:`decoding_keys` names the usual ones."""
+        if not isinstance(decoding_samples, int) or decoding_samples < 1:
+            raise ValueError(f'decoding_samples must be a positive integer, got {decoding_samples!r}.')
+        if decoding_samples > 1 and sample_temperature <= 0:
+            raise ValueError(f'decoding_samples={decoding_samples} averages sampled rollouts, which needs '
+                             f'sample_temperature > 0 (got {sample_temperature}); use 1.0 to sample the prior.')
+        self.sample_temperature = float(sample_temperature)
+        self.decoding_samples = decoding_samples
 
     def _check_input(self, batch_x: Tensor) -> None:
         expected = (self.pre_seq_length, *self.in_shape[1:])
@@ -98,13 +102,34 @@ class SHRVQVAE_Model(nn.Module):
     def forward(self, batch_x: Tensor) -> Tensor:
         """Predict the future: ``(B, pre_seq_length, C, H, W)`` -> ``(B, aft_seq_length, C, H, W)`` in the
         tokenizer's value range."""
+        return self.rollout(batch_x, self.aft_seq_length)
+
+    def rollout(self, batch_x: Tensor, num_future: int) -> Tensor:
+        """Predict any number of future frames: ``(B, pre_seq_length, C, H, W)`` -> ``(B, num_future, C, H, W)``.
+
+        The prior was built for clips of ``pre_seq_length + aft_seq_length`` frames, so it predicts at most
+        ``aft_seq_length`` frames from one context. Longer horizons continue in windows, as training saw them:
+        the next up to ``aft_seq_length`` frames are predicted from the codes of the last ``pre_seq_length``
+        frames, the model's own predictions included. The first window is exactly :meth:`forward`'s prediction.
+        With ``decoding_samples = N > 1`` each of the N sampled rollouts continues on its own codes, and the
+        frames are averaged at the end.
+        """
         self._check_input(batch_x)
-        context = self.vqvae.encode(batch_x)
+        if int(num_future) < 1:
+            raise ValueError(f'num_future must be >= 1, got {num_future}.')
+        codes = self.vqvae.encode(batch_x)                                   # (B, T_in, L, h, w)
         samples = self.decoding_samples
         if samples > 1:
-            context = context.repeat_interleave(samples, dim=0)
-        future = self.prior.predict(context, self.aft_seq_length, temperature=self.sample_temperature)
-        frames = self.vqvae.decode_indices(future)
+            codes = codes.repeat_interleave(samples, dim=0)
+        future = []
+        remaining = int(num_future)
+        while remaining > 0:
+            window = min(remaining, self.aft_seq_length)
+            predicted = self.prior.predict(codes[:, -self.pre_seq_length:], window, temperature=self.sample_temperature)
+            codes = torch.cat([codes[:, -self.pre_seq_length:], predicted], dim=1)
+            future.append(predicted)
+            remaining -= window
+        frames = self.vqvae.decode_indices(torch.cat(future, dim=1))
         return frames.unflatten(0, (-1, samples)).mean(dim=1) if samples > 1 else frames
 
     def differentiable_rollout(self, context: Tensor) -> Tensor:
@@ -133,6 +158,17 @@ def describe_decoding(sample_temperature: float = 0.0, decoding_samples: int = 1
     if decoding_samples > 1:
         return f'mean of {decoding_samples} samples (T={sample_temperature:g})'
     return 'argmax' if sample_temperature <= 0 else f'sample (T={sample_temperature:g})'
+
+
+def decoding_keys(spec: str) -> dict:
+    """The config keys (``sample_temperature``, ``decoding_samples``) of a decoding named ``'argmax'`` (the
+    paper's) or ``'meanN'`` (the mean of N >= 2 rollouts sampled at temperature 1)."""
+    if spec == 'argmax':
+        return {'sample_temperature': 0.0, 'decoding_samples': 1}
+    samples = spec[len('mean'):]
+    if spec.startswith('mean') and samples.isdigit() and int(samples) >= 2:
+        return {'sample_temperature': 1.0, 'decoding_samples': int(samples)}
+    raise ValueError(f"Unknown decoding {spec!r}: use 'argmax' or 'meanN' with N >= 2 (e.g. mean8).")
 
 
 class TeacherForcedCost(nn.Module):
