@@ -3,11 +3,14 @@ one log per rank, impossible combinations refused in one line."""
 import logging
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+import torch
 
 from openstl_hrvq.api import create_parser, resolve_config
 from openstl_hrvq.api.cli import main, run
@@ -17,6 +20,7 @@ from openstl_hrvq.api.experiment import setup_logging
 from openstl_hrvq.datasets import loaders
 from openstl_hrvq.datasets.loaders import ContiguousSplitSampler
 from tests.openstl_layouts import write_taxibj
+from tests.test_reliability import wait_for
 from tests.test_runner import REPO, argv
 
 
@@ -42,6 +46,42 @@ def test_two_cpu_processes_score_every_test_sequence_once_as_one_process_does(tm
     one = run(argv(tmp_path, '--device', 'cpu', '--test'))
     np.testing.assert_array_equal(np.load(folder / 'saved' / 'preds.npy'), two['preds'])
     assert f"mse={one['mse']:.4f}" in output                      # the 2-process run printed the same score
+
+
+def group_ends(group: int, timeout: float = 60.0) -> bool:
+    """Whether every process of ``group`` has ended within ``timeout`` seconds (a hang guard, not a timing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sigterm_to_a_two_process_run_stops_every_rank_and_resume_finishes_it(tmp_path):
+    """What a scheduler does to a job: SIGTERM to the whole process group of a 2-process run. Both ranks stop at the
+    same step (the launcher's command exits 143, no process is left), rank 0 writes interrupted.ckpt, and a
+    resumed 2-process run ends at the uninterrupted run's step count."""
+    flags = ('--device', 'cpu', '--devices', '2', '--cfg-options', 'train_size=400', 'ckpt_every_n_steps=5')
+    command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), *argv(tmp_path, *flags)]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    ckpts = tmp_path / 'work_dirs' / 'tiny' / 'checkpoints'
+    log = tmp_path / 'train.log'
+    with open(log, 'w') as handle:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        wait_for(lambda: (ckpts / 'last.ckpt').exists(), process)
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=120) == 143, log.read_text()[-3000:]
+    assert log.read_text().count('error: stopped by SIGTERM (exit status 143)') == 2      # one line per rank
+    assert group_ends(process.pid), 'a rank outlived the launcher'
+    # 400 sequences, 2 ranks, batch 4, 2 epochs: 50 steps per rank and epoch
+    assert 0 < torch.load(ckpts / 'interrupted.ckpt', map_location='cpu', weights_only=False)['global_step'] < 100
+    done = subprocess.run(command + ['--resume'], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert torch.load(ckpts / 'last.ckpt', map_location='cpu', weights_only=False)['global_step'] == 100
 
 
 def test_plain_ddp_on_the_cpu_trains_shrvqvae_through_its_stages(tmp_path):
