@@ -93,6 +93,32 @@ def test_mean_of_samples_averages_each_clips_own_rollouts():
     assert not torch.equal(mean, single)
 
 
+def test_mean_of_samples_is_the_mean_of_rollouts_of_each_clip_decoded_one_by_one():
+    """The mean of N (whose rollouts share one trunk pass over each clip's context) equals, at the same seed,
+    the mean of the frames decoded from N rollouts of every clip's context repeated N times; a clip's
+    prediction does not depend on the other clips of the batch; shape (B, T, C, H, W)."""
+    torch.manual_seed(0)
+    model = SHRVQVAE_Model(**dict(TINY, prior_local_blocks=1), sample_temperature=1.0, decoding_samples=3)
+    frames = torch.rand(2, 3, 1, 16, 16)
+    with torch.no_grad():
+        model.vqvae(frames)                     # the quantizer's data-dependent start: codes that vary
+        model.eval()
+        torch.manual_seed(7)
+        mean = model(frames)
+        torch.manual_seed(7)
+        context = model.vqvae.encode(frames).repeat_interleave(3, dim=0)
+        rollouts = model.vqvae.decode_indices(model.prior.predict(context, 2, temperature=1.0))
+        other = frames.clone()
+        other[1] = 1.0 - frames[1]
+        assert not torch.equal(model.vqvae.encode(other[1]), model.vqvae.encode(frames[1]))
+        torch.manual_seed(7)
+        changed = model(other)
+    assert mean.shape == (2, 2, 1, 16, 16)
+    torch.testing.assert_close(mean, rollouts.unflatten(0, (2, 3)).mean(dim=1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(changed[0], mean[0], rtol=0, atol=1e-6)
+    assert not torch.equal(changed[1], mean[1])
+
+
 def test_unknown_config_keys_are_ignored_and_model_keys_are_accepted():
     model = SHRVQVAE_Model(**TINY, method='SHRVQVAE', lr=3e-4, epoch=200, batch_size=16)
     assert model.aft_seq_length == 2

@@ -148,6 +148,24 @@ def test_sampling_varies_and_stays_in_range(order):
     assert torch.equal(prior.predict(context, 2), prior.predict(context, 2))
 
 
+@pytest.mark.parametrize('order', ORDERS)
+@pytest.mark.parametrize('temperature', [0.0, 1.0], ids=['argmax', 'sampled'])
+def test_rollouts_sharing_a_context_equal_rollouts_of_the_repeated_context(order, temperature):
+    """predict(samples=N) runs the context's trunk pass once per clip and shares it; it decodes exactly what
+    predict of every clip repeated N times decodes, the same random draws included (same seed)."""
+    prior = tiny_prior(decode_order=order, local_blocks=1)
+    context = torch.randint(0, 4, (2, 3, 3, 4, 5))
+    with torch.no_grad():
+        torch.manual_seed(3)
+        shared = prior.predict(context, 3, temperature=temperature, samples=4)
+        torch.manual_seed(3)
+        repeated = prior.predict(context.repeat_interleave(4, dim=0), 3, temperature=temperature)
+    assert shared.shape == (8, 3, 3, 4, 5)
+    assert torch.equal(shared, repeated)
+    if temperature > 0:
+        assert not torch.equal(shared[0], shared[1])          # the copies are different rollouts
+
+
 @pytest.mark.parametrize('layers, codebook, height, frames_in, frames_out', [
     (3, 4, 16, 10, 10),       # Moving MNIST
     (3, 8, 32, 10, 20),       # KTH

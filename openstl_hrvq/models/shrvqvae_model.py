@@ -119,14 +119,17 @@ class SHRVQVAE_Model(nn.Module):
             raise ValueError(f'num_future must be >= 1, got {num_future}.')
         codes = self.vqvae.encode(batch_x)                                   # (B, T_in, L, h, w)
         samples = self.decoding_samples
-        if samples > 1:
-            codes = codes.repeat_interleave(samples, dim=0)
+        # The first window's N rollouts of a clip share its context, whose trunk pass the prior runs once;
+        # later windows continue from each rollout's own codes (B * N of them).
+        copies = samples
         future = []
         remaining = int(num_future)
         while remaining > 0:
             window = min(remaining, self.aft_seq_length)
-            predicted = self.prior.predict(codes[:, -self.pre_seq_length:], window, temperature=self.sample_temperature)
-            codes = torch.cat([codes[:, -self.pre_seq_length:], predicted], dim=1)
+            context = codes[:, -self.pre_seq_length:]
+            predicted = self.prior.predict(context, window, temperature=self.sample_temperature, samples=copies)
+            codes = torch.cat([context.repeat_interleave(copies, dim=0), predicted], dim=1)
+            copies = 1
             future.append(predicted)
             remaining -= window
         frames = self.vqvae.decode_indices(torch.cat(future, dim=1))

@@ -218,20 +218,30 @@ class STPixelCNN(nn.Module):
         return history
 
     @torch.no_grad()
-    def predict(self, context: torch.Tensor, num_future: int, temperature: float = 0.0) -> torch.Tensor:
-        """context (B, T_in, L, h, w) -> future indices (B, num_future, L, h, w) int64.
+    def predict(self, context: torch.Tensor, num_future: int, temperature: float = 0.0, samples: int = 1
+                ) -> torch.Tensor:
+        """context (B, T_in, L, h, w) -> future indices (B * samples, num_future, L, h, w) int64.
 
         Decodes frame by frame; the trunk runs once per frame on the newest frame only (its causal convs
         and attention keep their history), and the head decodes the frame in the prior's order: 'parallel'
         in L passes over the whole frame, 'raster' position by position with the incremental PixelCNN of
         `RasterHead`. temperature 0 takes the argmax, > 0 samples from softmax(logits / temperature).
+
+        With `samples` = N > 1 it decodes N rollouts of every clip (clip b's at rows b * N ... b * N + N - 1,
+        the order of ``context.repeat_interleave(N, dim=0)``, whose predict this equals, random draws
+        included). The trunk's pass over the context depends on the context alone, so it runs once per clip
+        and its state is shared by the clip's N rollouts; only the future frames run N times.
         """
         if int(num_future) < 1:
             raise ValueError(f"num_future must be >= 1, got {num_future}.")
+        if not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be a positive integer, got {samples!r}.")
         context = self._check_indices(context, 'context', extra_frames=int(num_future))
         table = self.embedding.prefix_table()
         stream = self.embedding.prefix_sums(context, [self.num_layers], table)[:, :, 0].transpose(1, 2)
         frame_context, state = self.trunk(stream, first_output=context.shape[1])
+        if samples > 1:
+            frame_context, state = frame_context.repeat_interleave(samples, dim=0), state.repeat_interleave(samples)
         decode = self._decode_parallel if self.decode_order == 'parallel' else self._decode_raster
         future = []
         for step in range(int(num_future)):

@@ -24,6 +24,17 @@ class TrunkState:
     block_pasts: List[Optional[torch.Tensor]] = field(default_factory=list)
     attention_caches: List[Optional[AttentionCache]] = field(default_factory=list)
 
+    def repeat_interleave(self, copies: int) -> 'TrunkState':
+        """The state of every clip repeated `copies` times along the batch (clip b's copies at rows
+        b * copies ... b * copies + copies - 1), so that several rollouts continue from one context pass."""
+        def repeat(tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if tensor is None else tensor.repeat_interleave(copies, dim=0)
+
+        caches = [None if cache is None else AttentionCache(repeat(cache.keys), repeat(cache.values), cache.num_frames)
+                  for cache in self.attention_caches]
+        return TrunkState(repeat(self.local_past), [repeat(past) for past in self.local_block_pasts],
+                          [repeat(past) for past in self.block_pasts], caches)
+
 
 class CausalContextTrunk(nn.Module):
     """Per-position context for frame t from frames < t only (the temporally causal part of the prior).
