@@ -53,6 +53,22 @@ def test_decode_of_encode_is_the_reconstruction():
     torch.testing.assert_close(vq.decode_indices(out.indices), out.reconstruction, atol=1e-5, rtol=1e-5)
 
 
+def test_chunked_encode_and_decode_equal_one_pass():
+    """Without autograd a CPU encodes and decodes in chunks of CPU_CHUNK_FRAMES frames; the indices and frames
+    are those of one pass over every frame (the pass autograd runs)."""
+    from openstl_hrvq.models.hrvqvae import CPU_CHUNK_FRAMES
+    vq = small_vqvae().eval()
+    clip = torch.rand(1, 2 * CPU_CHUNK_FRAMES + 3, 1, 16, 16)
+    with torch.no_grad():
+        vq(clip[0, :8])                              # the quantizer's data-dependent start: varied codes
+    with torch.enable_grad():
+        indices, frames = vq.encode(clip), vq.decode_indices(vq.encode(clip))
+    with torch.no_grad():
+        chunked = vq.encode(clip)
+        assert torch.equal(chunked, indices) and len(chunked.unique()) > 1
+        assert torch.equal(vq.decode_indices(chunked), frames.detach())
+
+
 def test_encode_is_a_pure_lookup_in_training_mode():
     vq = small_vqvae().train()
     frames = digit_frames(4)

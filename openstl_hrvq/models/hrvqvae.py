@@ -18,6 +18,9 @@ __all__ = ['HRVQVAE', 'HRVQVAEOutput']
 #: How far outside ``value_range`` a value may lie (float rounding of resized or normalised frames).
 RANGE_TOLERANCE = 1e-5
 
+#: Frames per chunk when the tokenizer encodes or decodes on a CPU without autograd (see ``HRVQVAE._in_chunks``).
+CPU_CHUNK_FRAMES = 64
+
 
 @dataclass
 class HRVQVAEOutput:
@@ -122,13 +125,26 @@ class HRVQVAE(nn.Module):
                 f'got {tuple(indices.shape)}.')
         return indices.reshape(-1, *indices.shape[-3:]), tuple(indices.shape[:-3])
 
+    @staticmethod
+    def _in_chunks(function, flat: Tensor) -> Tensor:
+        """``function`` of frames or indices ``(N, ...)``, run on chunks of ``CPU_CHUNK_FRAMES`` along N on a CPU
+        when no graph is recorded.
+
+        Every frame is encoded and decoded on its own, so chunks give the same result as one call; on a CPU a
+        chunk's activations stay in cache instead of streaming tensors of tens of MB through memory (encoding
+        320 frames of 64x64: 1.5x faster, decoding 1,280: 1.9x). On a GPU, or under autograd, it is one call.
+        """
+        if flat.device.type != 'cpu' or torch.is_grad_enabled() or flat.shape[0] <= CPU_CHUNK_FRAMES:
+            return function(flat)
+        return torch.cat([function(chunk) for chunk in flat.split(CPU_CHUNK_FRAMES)])
+
     def encode(self, frames: Tensor) -> Tensor:
         """Frames ``(B, T, C, H, W)`` -> indices ``(B, T, L, H/4, W/4)`` int64 (or ``(N, ...)`` -> ``(N, ...)``).
 
         A pure lookup: no codebook statistics are updated, whatever the training mode.
         """
         flat, lead = self._fold_frames(frames)
-        indices = self.quantizer.encode(self.encoder(flat))
+        indices = self._in_chunks(lambda chunk: self.quantizer.encode(self.encoder(chunk)), flat)
         return indices.reshape(*lead, *indices.shape[1:])
 
     def decode_latent(self, latent: Tensor) -> Tensor:
@@ -150,7 +166,7 @@ class HRVQVAE(nn.Module):
     def decode_indices(self, indices: Tensor) -> Tensor:
         """Indices ``(B, T, L, h, w)`` -> frames ``(B, T, C, 4h, 4w)`` in [0, 1] (or ``(N, ...)``)."""
         flat, lead = self._fold_indices(indices)
-        frames = self.decode_latent(self.quantizer.decode_indices(flat))
+        frames = self._in_chunks(lambda chunk: self.decode_latent(self.quantizer.decode_indices(chunk)), flat)
         return frames.reshape(*lead, *frames.shape[1:])
 
     def decode_weighted(self, indices: Tensor, weights: Tensor) -> Tensor:
