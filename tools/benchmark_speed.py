@@ -1,64 +1,82 @@
-"""Seconds per training step and per prediction of S-HR-VQVAE (default Moving-MNIST config).
+"""Seconds per training step and sequences per second of prediction of S-HR-VQVAE, with SimVPv2 beside it.
 
-Measures, at batch 16 (10 -> 10 frames of 64x64 by default):
+Measures one config (default: the quick Moving-MNIST config) at batch 16, 10 -> 10 frames of 64x64:
 
-* ``vq step``: HR-VQVAE forward + backward + Adam step on all 20 frames of every sequence (stage 1);
-* ``prior step``: ``prior.loss`` on the 20-frame token sequence + backward + Adam step (stage 2),
-  teacher-forced in each decoding order;
-* ``predict parallel`` / ``predict raster``: the full ``SHRVQVAE_Model`` forward under ``torch.no_grad``.
+* ``tokenizer step``: the HR-VQVAE stage's step as training runs it (``vq_frames`` random frames of each clip,
+  all of them when unset): forward + backward + Adam;
+* ``prior step``: the prior stage's step as training runs it: the frozen tokenizer encodes the 20-frame clips
+  without autograd, then the prior's cross-entropy on the config's ``prior_loss_frames`` (self-resampled
+  histories too when ``prior_resample_prob`` > 0) + backward + Adam;
+* ``decoding <name>``: ``SHRVQVAE_Model.forward`` under ``torch.no_grad`` for each decoding of ``--decodings``
+  (``argmax``, ``meanN``), as seconds per batch and sequences per second;
+* ``SimVPv2 (gSTA) prediction``: OpenSTL's SimVPv2 at the CPU widths of the quality benchmark (hid_S 16,
+  hid_T 64, N_T 4; 0.87 M parameters) on the same batch, when OpenSTL is importable (``--no-simvp`` skips it).
 
-Every measurement is a median over ``--repeats`` runs after ``--warmup`` runs, of wall-clock and of
-process CPU seconds. Frames are uniform noise:
-the cost of these networks does not depend on the pixel values. The machine's load average is logged
-before and after, because on a shared CPU other processes change the numbers.
+Every figure is the median over ``--repeats`` runs after ``--warmup`` runs, of wall-clock and of process CPU
+seconds (with one thread, CPU seconds are what an idle core's wall clock would read, which holds up on a
+shared machine). Frames are uniform noise and the weights untrained: the cost of these networks does not
+depend on the values. The commit, thread count and load average are printed with the results.
 
 Usage::
 
-    python tools/benchmark_speed.py                 # default Moving-MNIST config, batch 16
-    python tools/benchmark_speed.py --set vq_hidden=32 --set prior_hidden=48 --threads 2
+    python tools/benchmark_speed.py                              # the quick config, torch's default threads
+    python tools/benchmark_speed.py --threads 1 --repeats 7
+    python tools/benchmark_speed.py -c configs/mmnist/shvqvae.py --decodings argmax
+    python tools/benchmark_speed.py --set decode_order=raster --decodings argmax
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import datetime
 import logging
 import os
+import os.path as osp
 import statistics
+import subprocess
 import time
 from typing import Callable
 
 import torch
 
+from openstl_hrvq.api.config import load_config_file
 from openstl_hrvq.method_registry import constructor_keys
 from openstl_hrvq.model_info import count_parameters
 from openstl_hrvq.models import SHRVQVAE_Model
+from openstl_hrvq.models.shrvqvae_model import decoding_keys
 
 logger = logging.getLogger('benchmark_speed')
 
-MMNIST_CONFIG = dict(in_shape=(10, 1, 64, 64), pre_seq_length=10, aft_seq_length=10)
+REPOSITORY = osp.dirname(osp.dirname(osp.abspath(__file__)))
+MMNIST_SHAPE = dict(in_shape=(10, 1, 64, 64), pre_seq_length=10, aft_seq_length=10)
+#: OpenSTL's SimVPv2 (gSTA) Moving-MNIST config at the quality benchmark's CPU widths.
+SIMVP_CPU = dict(model_type='gSTA', hid_S=16, hid_T=64, N_S=4, N_T=4, spatio_kernel_enc=3, spatio_kernel_dec=3)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('-c', '--config', default=osp.join(REPOSITORY, 'configs', 'mmnist', 'shvqvae_quick.py'),
+                        help='S-HR-VQVAE config file (default: the quick Moving-MNIST config)')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--repeats', type=int, default=5, help='timed runs per measurement (median reported)')
-    parser.add_argument('--raster-repeats', type=int, default=3, help='timed runs of raster prediction')
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs before each measurement')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--skip-raster', action='store_true', help='do not time raster prediction')
+    parser.add_argument('--decodings', nargs='+', default=['argmax', 'mean8'], metavar='NAME',
+                        help="decodings to time: 'argmax' and 'meanN' (default: argmax mean8)")
+    parser.add_argument('--no-simvp', action='store_true', help="do not time OpenSTL's SimVPv2 for reference")
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
-                        help='override a SHRVQVAE_Model config key (Python literal), e.g. vq_hidden=32')
+                        help='override a config key (Python literal), e.g. prior_hidden=48')
     return parser.parse_args(argv)
 
 
-def build_config(overrides: list[str]) -> dict:
-    config = dict(MMNIST_CONFIG)
+def build_config(path: str, overrides: list[str]) -> dict:
+    """The config file's keys on top of the Moving-MNIST shapes, then the ``--set`` overrides."""
+    config = dict(MMNIST_SHAPE, **load_config_file(path))
     for item in overrides:
         key, sep, value = item.partition('=')
-        if not sep or key not in constructor_keys(SHRVQVAE_Model):
-            raise ValueError(f'--set expects KEY=VALUE with KEY one of {sorted(constructor_keys(SHRVQVAE_Model))}, '
-                             f'got {item!r}.')
+        if not sep or not key:
+            raise ValueError(f'--set expects KEY=VALUE, got {item!r}.')
         try:
             config[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -66,13 +84,17 @@ def build_config(overrides: list[str]) -> dict:
     return config
 
 
+def commit() -> str:
+    """The checkout's short commit, with ``+changes`` when its tracked files differ from it."""
+    def git(*args) -> str:
+        return subprocess.run(['git', '-C', REPOSITORY, *args], capture_output=True, text=True).stdout.strip()
+    head = git('rev-parse', '--short', 'HEAD') or 'unknown'
+    return head + ('+changes' if git('status', '--porcelain', '--untracked-files=no') else '')
+
+
 def median_seconds(run: Callable[[], object], repeats: int, warmup: int,
                    device: torch.device) -> tuple[float, float]:
-    """Median wall-clock and process-CPU seconds of ``run()`` over ``repeats`` calls after ``warmup``.
-
-    CPU time is the contention-robust figure on a shared machine: with one thread it is what the
-    wall clock would read on an idle core.
-    """
+    """Median wall-clock and process-CPU seconds of ``run()`` over ``repeats`` calls after ``warmup``."""
     def timed() -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         run()
@@ -86,71 +108,104 @@ def median_seconds(run: Callable[[], object], repeats: int, warmup: int,
     return statistics.median(walls), statistics.median(cpus)
 
 
+def training_steps(model: SHRVQVAE_Model, config: dict, clip: torch.Tensor) -> dict[str, Callable[[], None]]:
+    """The tokenizer and prior stages' training steps on ``clip`` (B, T, C, H, W), as the method runs them."""
+    vqvae, prior = model.vqvae, model.prior
+    vq_optimizer = torch.optim.Adam(vqvae.parameters(), lr=3e-4)
+    prior_optimizer = torch.optim.Adam(prior.parameters(), lr=3e-4)
+    vq_frames = config.get('vq_frames')
+    first_frame = 1 if config.get('prior_loss_frames', 'future') == 'all' else model.pre_seq_length
+    resample = float(config.get('prior_resample_prob', 0.0))
+
+    def tokenizer_step():
+        vqvae.train().requires_grad_(True)
+        frames = clip
+        if vq_frames is not None and vq_frames < clip.shape[1]:
+            chosen = torch.rand(clip.shape[:2], device=clip.device).argsort(dim=1)[:, :vq_frames]
+            frames = clip[torch.arange(clip.shape[0], device=clip.device)[:, None], chosen]
+        loss = vqvae(frames).loss
+        vq_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        vq_optimizer.step()
+
+    def prior_step():
+        vqvae.eval().requires_grad_(False)
+        prior.train()
+        with torch.no_grad():
+            indices = vqvae.encode(clip)
+            history = None
+            if resample > 0:
+                history = prior.resample_history(indices, resample, config.get('prior_resample_temperature', 1.0),
+                                                 config.get('prior_resample_rounds', 1))
+        loss = prior.loss(indices, first_frame, history=history)
+        prior_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        prior_optimizer.step()
+
+    return {'tokenizer step': tokenizer_step, 'prior step': prior_step}
+
+
+def simvp_model(in_shape, device: torch.device):
+    """OpenSTL's SimVPv2 at CPU widths, or None when OpenSTL is not importable."""
+    try:
+        from openstl.models import SimVP_Model
+    except ImportError:
+        return None
+    return SimVP_Model(in_shape=in_shape, **SIMVP_CPU).to(device).eval()
+
+
 def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    config = build_config(args.set)
+    config = build_config(args.config, args.set)
+    model_keys = constructor_keys(SHRVQVAE_Model)
     torch.manual_seed(0)
-    model = SHRVQVAE_Model(**config).to(device)
-    T_in, C, H, W = model.in_shape
+    model = SHRVQVAE_Model(**{key: value for key, value in config.items() if key in model_keys}).to(device)
+    _, C, H, W = model.in_shape
     clip = torch.rand(args.batch_size, model.pre_seq_length + model.aft_seq_length, C, H, W, device=device)
     inputs = clip[:, :model.pre_seq_length].contiguous()
 
-    logger.info('device %s, %d torch threads, load average before: %s', device, torch.get_num_threads(),
-                ' '.join(f'{v:.2f}' for v in os.getloadavg()))
-    logger.info('parameters: total %d (HR-VQVAE %d, ST-PixelCNN %d)', count_parameters(model),
-                count_parameters(model.vqvae), count_parameters(model.prior))
-    results = {}
+    logger.info('%s, commit %s, %s, device %s, %d torch threads, load average before: %s',
+                osp.relpath(args.config), commit(), datetime.date.today().isoformat(), device,
+                torch.get_num_threads(), ' '.join(f'{v:.2f}' for v in os.getloadavg()))
+    logger.info('parameters: total %d (HR-VQVAE %d, ST-PixelCNN %d); batch %d, %d -> %d frames of %dx%d, '
+                'median of %d runs', count_parameters(model), count_parameters(model.vqvae),
+                count_parameters(model.prior), args.batch_size, model.pre_seq_length, model.aft_seq_length, H, W,
+                args.repeats)
+    results, per_second = {}, {}
+    for name, step in training_steps(model, config, clip).items():
+        results[name] = median_seconds(step, args.repeats, args.warmup, device)
 
-    vq_optimizer = torch.optim.Adam(model.vqvae.parameters(), lr=3e-4)
-
-    def vq_step():
-        model.vqvae.train()
-        loss = model.vqvae(clip).loss
-        vq_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        vq_optimizer.step()
-
-    results['vq step'] = median_seconds(vq_step, args.repeats, args.warmup, device)
-
-    tokens = model.vqvae.encode(clip)
     model.eval()
-    orders = ('parallel',) if args.skip_raster else ('parallel', 'raster')
-    for order in orders:
-        # The prior builds only the head of its decode order: one prior per order, on the same tokenizer.
-        torch.manual_seed(0)
-        ordered = SHRVQVAE_Model(**dict(config, decode_order=order)).to(device)
-        ordered.vqvae = model.vqvae
-        prior = ordered.prior
-        prior_optimizer = torch.optim.Adam(prior.parameters(), lr=3e-4)
-
-        def prior_step():
-            prior.train()
-            loss = prior.loss(tokens, ordered.pre_seq_length)
-            prior_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            prior_optimizer.step()
+    for name in args.decodings:
+        model.set_decoding(**decoding_keys(name))
 
         def prediction():
             with torch.no_grad():
-                ordered(inputs)
+                model(inputs)
 
-        results[f'prior step ({order})'] = median_seconds(prior_step, args.repeats, args.warmup, device)
-        prior.eval()
-        repeats = args.repeats if order == 'parallel' else args.raster_repeats
-        results[f'predict {order}'] = median_seconds(prediction, repeats, args.warmup, device)
+        label = f'decoding {name}'
+        results[label] = median_seconds(prediction, args.repeats, args.warmup, device)
+        per_second[label] = args.batch_size / results[label][0], args.batch_size / results[label][1]
 
-    logger.info('batch %d, %d -> %d frames of %dx%d, median of %d runs (raster prediction: %d)',
-                args.batch_size, model.pre_seq_length, model.aft_seq_length, H, W, args.repeats, args.raster_repeats)
-    logger.info('  %-24s %10s %10s', 'measurement', 'wall s', 'CPU s')
+    simvp = None if args.no_simvp else simvp_model(model.in_shape, device)
+    if simvp is not None:
+        def simvp_prediction():
+            with torch.no_grad():
+                simvp(inputs)
+
+        label = 'SimVPv2 (gSTA) prediction'
+        results[label] = median_seconds(simvp_prediction, args.repeats, args.warmup, device)
+        per_second[label] = args.batch_size / results[label][0], args.batch_size / results[label][1]
+
+    logger.info('  %-28s %9s %9s %12s %12s', 'measurement', 'wall s', 'CPU s', 'seq/s (wall)', 'seq/CPU-s')
     for name, (wall, cpu) in results.items():
-        logger.info('  %-24s %10.3f %10.3f', name, wall, cpu)
-    if 'predict raster' in results:
-        logger.info('  %-24s %10.1f x', 'raster / parallel (wall)',
-                    results['predict raster'][0] / results['predict parallel'][0])
+        rates = per_second.get(name)
+        logger.info('  %-28s %9.3f %9.3f %12s %12s', name, wall, cpu, f'{rates[0]:.1f}' if rates else '',
+                    f'{rates[1]:.1f}' if rates else '')
     logger.info('load average after: %s', ' '.join(f'{v:.2f}' for v in os.getloadavg()))
     return results
 
