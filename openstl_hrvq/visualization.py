@@ -9,7 +9,6 @@ image pixels.
 """
 from __future__ import annotations
 
-import os
 import os.path as osp
 from typing import Mapping, Sequence
 
@@ -18,7 +17,7 @@ import imageio.v3 as imageio_v3
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from openstl_hrvq.files import save_with
+from openstl_hrvq.files import atomic_path, save_with
 
 BACKGROUND = 255
 TEXT_COLOUR = (0, 0, 0)
@@ -130,11 +129,14 @@ def unit_range(reference: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
     return [(np.asarray(array, dtype=np.float32) - low) / (high - low) for array in arrays]
 
 
+def write_image(image: Image.Image, handle, path: str) -> None:
+    """Write ``image`` to the open binary ``handle`` in the format of ``path``'s extension."""
+    image.save(handle, format=Image.registered_extensions()[osp.splitext(path)[1].lower()])
+
+
 def save_image(image: Image.Image, path: str) -> str:
     """Write ``image`` (format by extension) atomically, creating the folder; returns ``path``."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    return save_with(path, lambda handle: image.save(handle, format=Image.registered_extensions()[
-        osp.splitext(path)[1].lower()]))
+    return save_with(path, lambda handle: write_image(image, handle, path))
 
 
 def animation_frames(inputs: np.ndarray, trues: np.ndarray | None, preds: np.ndarray, name: str,
@@ -162,13 +164,17 @@ def animation_frames(inputs: np.ndarray, trues: np.ndarray | None, preds: np.nda
     return frames
 
 
+def write_gif(frames: Sequence[np.ndarray], handle, fps: float = 4.0) -> None:
+    """Write frames as a looping animated GIF to the open binary ``handle``."""
+    imageio_v3.imwrite(handle, np.stack(frames), extension='.gif', duration=1000.0 / fps, loop=0)
+
+
 def save_animation(frames: Sequence[np.ndarray], path: str, fps: float = 4.0) -> str:
-    """Write frames as an animated GIF (looping) or, for ``.mp4``, a video (needs imageio's ffmpeg plugin)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    """Write frames as an animated GIF (looping) or, for ``.mp4``, a video (needs imageio's ffmpeg plugin), atomically."""
     if path.lower().endswith('.gif'):
-        return save_with(path, lambda handle: imageio_v3.imwrite(handle, np.stack(frames), extension='.gif',
-                                                                 duration=1000.0 / fps, loop=0))
-    imageio.mimsave(path, list(frames), fps=fps)    # a video writer needs a real file name
+        return save_with(path, lambda handle: write_gif(frames, handle, fps))
+    with atomic_path(path) as tmp:       # a video writer needs a real file name
+        imageio.mimsave(tmp, list(frames), fps=fps)
     return path
 
 

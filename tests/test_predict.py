@@ -196,3 +196,27 @@ def test_both_decode_orders_roll_out_beyond_the_trained_horizon(order):
         normal, long = model(batch_x), model.rollout(batch_x, 2 * AFT + 2)
     assert long.shape == (2, 2 * AFT + 2, 1, SIZE, SIZE)
     torch.testing.assert_close(long[:, :AFT], normal)
+
+
+def _broken_writer(*args, **kwargs):
+    """A writer that dies half-way: a few bytes reach its file (a name or a handle), then it fails."""
+    target = args[1] if isinstance(args[0], Image.Image) else args[0]      # Image.save(self, fp, ...)
+    handle = open(target, 'wb') if isinstance(target, (str, os.PathLike)) else target
+    handle.write(b'partial')
+    handle.flush()
+    raise RuntimeError('the writer died')
+
+
+@pytest.mark.parametrize('writer', ['numpy.save', 'PIL.Image.Image.save', 'imageio.v3.imwrite'])
+def test_a_failing_write_leaves_the_previous_prediction_files_whole(tmp_path, monkeypatch, writer):
+    """preds.npy, grid.png and preds.gif are each written beside their target and renamed: a writer that fails
+    half-way leaves the previous prediction's files as they were, and no temporary file behind."""
+    rng = np.random.default_rng(0)
+    inputs = rng.random((PRE, 1, SIZE, SIZE), dtype=np.float32)
+    first = prediction.save_prediction(str(tmp_path), inputs, rng.random((AFT, 1, SIZE, SIZE), dtype=np.float32))
+    before = {name: open(path, 'rb').read() for name, path in first.items()}
+    monkeypatch.setattr(writer, _broken_writer)
+    with pytest.raises(RuntimeError, match='the writer died'):
+        prediction.save_prediction(str(tmp_path), inputs, rng.random((AFT, 1, SIZE, SIZE), dtype=np.float32))
+    assert {name: open(path, 'rb').read() for name, path in first.items()} == before
+    assert sorted(os.listdir(tmp_path)) == sorted(osp.basename(path) for path in first.values())

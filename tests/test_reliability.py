@@ -195,3 +195,24 @@ def test_a_read_only_res_dir_or_out_is_one_line(read_only_folder, tmp_path, caps
         load_tool('prepare_data').main(['mmnist', '--data-root', str(read_only_folder / 'data')])
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith(f'prepare_data: --data-root {read_only_folder / "data"}'), err
+
+
+# ---------------------------------------------------------------- figures and videos written atomically
+def test_figures_and_named_file_writers_replace_their_target_only_when_complete(tmp_path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from openstl_hrvq.files import atomic_path, save_figure
+    fig = plt.figure(figsize=(1, 1))
+    path = tmp_path / 'figure.png'
+    save_figure(fig, str(path), dpi=20)
+    plt.close(fig)
+    assert path.read_bytes().startswith(b'\x89PNG')
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(path)) as tmp:
+            assert tmp.endswith('.png') and osp.dirname(tmp) == str(tmp_path)   # beside it, same extension
+            open(tmp, 'wb').write(b'partial')
+            raise RuntimeError('the encoder died')
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ['figure.png']

@@ -26,8 +26,9 @@ from PIL import Image
 from openstl_hrvq.api.checkpoints import load_checkpoint
 from openstl_hrvq.api.experiment import get_method_class, torch_device
 from openstl_hrvq.errors import CheckpointError, ConfigError, DataFileError, MissingFileError
+from openstl_hrvq.files import atomic_set
 from openstl_hrvq.models.shrvqvae_model import decoding_keys
-from openstl_hrvq.visualization import animation_frames, display_scale, rollout_grid, save_animation, save_image
+from openstl_hrvq.visualization import animation_frames, display_scale, rollout_grid, write_gif, write_image
 
 log = logging.getLogger(__name__)
 
@@ -277,12 +278,16 @@ def prepare_inputs(predictor: Predictor, clip: str | np.ndarray) -> np.ndarray:
 
 
 def save_prediction(out_dir: str, inputs: np.ndarray, preds: np.ndarray, name: str = 'prediction') -> dict[str, str]:
-    """Write ``preds.npy`` (the predicted frames ``(N, C, H, W)`` in [0, 1]), ``preds.gif`` (the inputs, then the
-    prediction) and ``grid.png`` (the inputs over the predicted frames) into ``out_dir``; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {'preds': osp.join(out_dir, PREDS_FILE)}
-    np.save(paths['preds'], preds)
-    paths['grid'] = save_image(rollout_grid(inputs, preds, name), osp.join(out_dir, GRID_FILE))
+    """Write ``preds.npy`` (the predicted frames ``(N, C, H, W)``), ``preds.gif`` (the inputs, then the
+    prediction) and ``grid.png`` (the inputs over the predicted frames) into ``out_dir`` as one set
+    (:func:`~openstl_hrvq.files.atomic_set`: a failed write leaves the previous prediction's files whole);
+    returns their paths."""
+    paths = {'preds': osp.join(out_dir, PREDS_FILE), 'grid': osp.join(out_dir, GRID_FILE),
+             'gif': osp.join(out_dir, GIF_FILE)}
+    grid = rollout_grid(inputs, preds, name)
     frames = animation_frames(inputs[None], None, preds[None], name, (0,), scale=2 * display_scale(*inputs.shape[-2:]))
-    paths['gif'] = save_animation(frames, osp.join(out_dir, GIF_FILE))
+    with atomic_set(paths) as handles:
+        np.save(handles['preds'], preds)
+        write_image(grid, handles['grid'], paths['grid'])
+        write_gif(frames, handles['gif'])
     return paths
