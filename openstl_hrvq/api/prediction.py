@@ -28,7 +28,8 @@ from openstl_hrvq.api.experiment import get_method_class, torch_device
 from openstl_hrvq.errors import CheckpointError, ConfigError, DataFileError, MissingFileError
 from openstl_hrvq.files import atomic_set
 from openstl_hrvq.models.shrvqvae_model import decoding_keys
-from openstl_hrvq.visualization import animation_frames, display_scale, rollout_grid, write_gif, write_image
+from openstl_hrvq.visualization import (animation_frames, display_scale, rollout_grid, unit_range, write_gif,
+                                        write_image)
 
 log = logging.getLogger(__name__)
 
@@ -284,8 +285,10 @@ def save_prediction(out_dir: str, inputs: np.ndarray, preds: np.ndarray, name: s
     returns their paths."""
     paths = {'preds': osp.join(out_dir, PREDS_FILE), 'grid': osp.join(out_dir, GRID_FILE),
              'gif': osp.join(out_dir, GIF_FILE)}
-    grid = rollout_grid(inputs, preds, name)
-    frames = animation_frames(inputs[None], None, preds[None], name, (0,), scale=2 * display_scale(*inputs.shape[-2:]))
+    shown_inputs, shown_preds = unit_range(inputs, inputs, preds)      # data outside [0, 1]: the inputs' range
+    grid = rollout_grid(shown_inputs, shown_preds, name)
+    frames = animation_frames(shown_inputs[None], None, shown_preds[None], name, (0,),
+                              scale=2 * display_scale(*inputs.shape[-2:]))
     with atomic_set(paths) as handles:
         np.save(handles['preds'], preds)
         write_image(grid, handles['grid'], paths['grid'])
