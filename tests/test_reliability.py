@@ -216,3 +216,34 @@ def test_figures_and_named_file_writers_replace_their_target_only_when_complete(
             open(tmp, 'wb').write(b'partial')
             raise RuntimeError('the encoder died')
     assert path.read_bytes() == before and os.listdir(tmp_path) == ['figure.png']
+
+
+def test_an_experiment_that_fails_to_build_releases_its_folder(tmp_path, monkeypatch):
+    """An error found after the lock is taken (here Lightning refusing the trainer's settings, once the method
+    is built) leaves the folder free at once, not when the half-built experiment happens to be collected
+    (garbage collection is off: Lightning's objects hold reference cycles)."""
+    import fcntl
+    import gc
+
+    from openstl_hrvq.api import Experiment
+    from openstl_hrvq.errors import ConfigError
+    from tests.test_bad_inputs import tiny_config
+
+    def refused(self, *args):
+        self.cycle = self            # as the method and Lightning's trainer have
+        raise ValueError('a strategy this accelerator lacks')
+
+    monkeypatch.setattr(Experiment, '_trainer', refused)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(ConfigError, match='a strategy this accelerator lacks'):
+            Experiment(tiny_config(tmp_path))
+        fd = os.open(tmp_path / 'work_dirs' / 'tiny' / '.lock', os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)          # BlockingIOError while it is held
+        finally:
+            os.close(fd)
+    finally:
+        if enabled:
+            gc.enable()

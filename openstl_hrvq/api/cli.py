@@ -54,8 +54,7 @@ def run(argv=None, test_only: bool = False) -> dict:
 
 
 def _train_and_test(config: dict) -> dict:
-    experiment = Experiment(config)
-    try:
+    with Experiment(config) as experiment:
         if not config['test']:
             try:
                 experiment.train()
@@ -65,8 +64,6 @@ def _train_and_test(config: dict) -> dict:
                     raise
                 raise interrupted.resumable_from(experiment.ckpt_dir) from error
         return experiment.test()
-    finally:
-        experiment.close()
 
 
 def _quiet_disk_errors_in_threads(args) -> None:

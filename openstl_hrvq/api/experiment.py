@@ -130,7 +130,8 @@ def setup_logging(save_dir: str, prefix: str, rank: int = 0) -> None:
 
 
 class Experiment:
-    """Build data, method and trainer from a resolved config; ``train()``, then ``test()``.
+    """Build data, method and trainer from a resolved config; ``train()``, then ``test()``; ``close()`` (or a
+    ``with`` block) releases the folder's lock, also when they raise.
 
     Args:
         config: a flat config from :func:`openstl_hrvq.api.config.resolve_config`.
@@ -153,6 +154,13 @@ class Experiment:
         # object is collected, or the process ends).
         self._lock = lock_experiment(self.save_dir, self.rank)
         weakref.finalize(self, self._lock.release)
+        try:
+            self._build(config, dataloaders)
+        except BaseException:
+            self._lock.release()     # a half-built experiment must not hold its folder until it is collected
+            raise
+
+    def _build(self, config: dict, dataloaders) -> None:
         setup_logging(self.save_dir, 'test' if config.get('test') else 'train', self.rank)
         quiet_console()
         method_class = get_method_class(config['method'])
@@ -220,6 +228,12 @@ class Experiment:
     def close(self) -> None:
         """Let go of the experiment folder's lock, so that another process may run in it."""
         self._lock.release()
+
+    def __enter__(self) -> 'Experiment':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def display_method_info(self) -> dict:
         """Log the parameter count and FLOPs (fvcore) of the model, like OpenSTL does before training."""
