@@ -88,28 +88,11 @@ def atomic_write(path: str, mode: str = 'wb') -> Iterator[IO]:
     On any error the temporary file is removed and ``path`` is left as it was; a user-fixable ``OSError``
     becomes a :class:`StorageError`.
     """
-    path = os.fspath(path)
-    folder = osp.dirname(osp.abspath(path))
-    tmp = None
-    try:
-        os.makedirs(folder, exist_ok=True)
-        handle_fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-        os.chmod(tmp, FILE_MODE)
-        with os.fdopen(handle_fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as handle:
+    with atomic_path(path, suffix='.tmp') as tmp:
+        with open(tmp, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_folder(folder)
-    except StorageError:
-        raise
-    except OSError as error:
-        raise storage_error(error, path) from error
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
 
 
 def _fsync_folder(folder: str) -> None:
@@ -174,16 +157,19 @@ def save_figure(fig, path: str, **kwargs) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """A temporary file name beside ``path``, with its extension, for writers that need a name rather than a
-    handle (a video encoder); on success the file replaces ``path`` atomically, on any error it is removed."""
+def atomic_path(path: str, suffix: str | None = None) -> Iterator[str]:
+    """The name of a temporary file beside ``path`` (ending in ``suffix``, default ``.tmp`` and ``path``'s
+    extension, for writers that need a name rather than a handle, such as a video encoder); on success the file
+    replaces ``path`` atomically. On any error it is removed and ``path`` is left as it was; a user-fixable
+    ``OSError`` becomes a :class:`StorageError`."""
     path = os.fspath(path)
     folder = osp.dirname(osp.abspath(path))
-    stem, suffix = osp.splitext(osp.basename(path))
+    name = osp.basename(path)
     tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        handle_fd, tmp = tempfile.mkstemp(prefix=f'.{stem}.', suffix=f'.tmp{suffix}', dir=folder)
+        handle_fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix=suffix or f'.tmp{osp.splitext(name)[1]}',
+                                          dir=folder)
         os.close(handle_fd)
         os.chmod(tmp, FILE_MODE)
         yield tmp

@@ -16,7 +16,7 @@ from PIL import Image
 from openstl_hrvq.api.cli import main
 from openstl_hrvq.api.lock import lock_experiment
 from tests.test_bad_inputs import tiny_argv, tiny_config_file
-from tests.test_leaderboard import load_tool
+from tests.helpers import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
