@@ -88,28 +88,11 @@ def atomic_write(path: str, mode: str = 'wb') -> Iterator[IO]:
     On any error the temporary file is removed and ``path`` is left as it was; a user-fixable ``OSError``
     becomes a :class:`StorageError`.
     """
-    path = os.fspath(path)
-    folder = osp.dirname(osp.abspath(path))
-    tmp = None
-    try:
-        os.makedirs(folder, exist_ok=True)
-        handle_fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-        os.chmod(tmp, FILE_MODE)
-        with os.fdopen(handle_fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as handle:
+    with atomic_path(path, suffix='.tmp') as tmp:
+        with open(tmp, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_folder(folder)
-    except StorageError:
-        raise
-    except OSError as error:
-        raise storage_error(error, path) from error
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
 
 
 def _fsync_folder(folder: str) -> None:
@@ -139,18 +122,25 @@ def save_array(path: str, array: np.ndarray) -> str:
     return path
 
 
-def save_arrays(folder: str, arrays: dict[str, np.ndarray]) -> dict[str, str]:
-    """``<folder>/<name>.npy`` for every array, as one set: all are written to temporary files first and renamed
-    only when every one is complete, so a failure (a full disk) leaves the previous set whole, never a mix of
-    new and old arrays. Returns name -> path."""
+@contextlib.contextmanager
+def atomic_set(paths: dict[str, str]) -> Iterator[dict[str, IO]]:
+    """Binary handles (name -> handle) of temporary files beside ``paths`` (name -> path), written as one set:
+    they replace their targets only when the block ends without an error, so a failure (a full disk, a writer
+    that raises) leaves the previous set whole, never a mix of new and old files."""
     with contextlib.ExitStack() as stack:
-        handles = {name: stack.enter_context(atomic_write(osp.join(folder, f'{name}.npy'))) for name in arrays}
+        yield {name: stack.enter_context(atomic_write(path)) for name, path in paths.items()}
+
+
+def save_arrays(folder: str, arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """``<folder>/<name>.npy`` for every array, as one set (:func:`atomic_set`). Returns name -> path."""
+    paths = {name: osp.join(folder, f'{name}.npy') for name in arrays}
+    with atomic_set(paths) as handles:
         for name, array in arrays.items():
             try:
                 np.save(handles[name], array)
             except OSError as error:
-                raise storage_error(error, osp.join(folder, f'{name}.npy')) from error
-    return {name: osp.join(folder, f'{name}.npy') for name in arrays}
+                raise storage_error(error, paths[name]) from error
+    return paths
 
 
 def save_with(path: str, writer, binary: bool = True) -> str:
@@ -158,6 +148,42 @@ def save_with(path: str, writer, binary: bool = True) -> str:
     with atomic_write(path, 'wb' if binary else 'w') as handle:
         writer(handle)
     return path
+
+
+def save_figure(fig, path: str, **kwargs) -> str:
+    """``fig.savefig`` to ``path`` atomically (format by extension; ``kwargs`` such as ``dpi`` go to savefig)."""
+    kind = osp.splitext(path)[1].lstrip('.').lower() or None
+    return save_with(path, lambda handle: fig.savefig(handle, format=kind, **kwargs))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str | None = None) -> Iterator[str]:
+    """The name of a temporary file beside ``path`` (ending in ``suffix``, default ``.tmp`` and ``path``'s
+    extension, for writers that need a name rather than a handle, such as a video encoder); on success the file
+    replaces ``path`` atomically. On any error it is removed and ``path`` is left as it was; a user-fixable
+    ``OSError`` becomes a :class:`StorageError`."""
+    path = os.fspath(path)
+    folder = osp.dirname(osp.abspath(path))
+    name = osp.basename(path)
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle_fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix=suffix or f'.tmp{osp.splitext(name)[1]}',
+                                          dir=folder)
+        os.close(handle_fd)
+        os.chmod(tmp, FILE_MODE)
+        yield tmp
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_folder(folder)
+    except StorageError:
+        raise
+    except OSError as error:
+        raise storage_error(error, path) from error
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
 
 
 def ensure_writable_folder(folder: str, role: str) -> None:

@@ -3,13 +3,13 @@
 Everything here works on float frames in [0, 1] laid out as ``(T, C, H, W)`` with C = 1 (grey) or
 C = 3 (RGB); other channel counts (TaxiBJ's two flows) show each channel in grey side by side. Values outside
 [0, 1] are clipped for display only; :func:`unit_range` first maps data in another range (z-scored WeatherBench)
-onto it. Images are composed with numpy and
+onto it, from the range of the data shown (inputs and truth), which :func:`save_prediction_pictures` and the
+leaderboard's pictures do. Images are composed with numpy and
 Pillow (no figure backend), so they come out pixel-exact: one frame pixel is ``scale`` x ``scale``
 image pixels.
 """
 from __future__ import annotations
 
-import os
 import os.path as osp
 from typing import Mapping, Sequence
 
@@ -18,7 +18,7 @@ import imageio.v3 as imageio_v3
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from openstl_hrvq.files import save_with
+from openstl_hrvq.files import atomic_path, save_with
 
 BACKGROUND = 255
 TEXT_COLOUR = (0, 0, 0)
@@ -121,20 +121,26 @@ def prediction_grid(inputs: np.ndarray, trues: np.ndarray, predictions: Mapping[
                                                   f'frames {num_in + 1}-{num_in + num_out}')
 
 
-def unit_range(reference: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
-    """``arrays`` mapped linearly so that ``reference``'s range becomes [0, 1], when that range leaves [0, 1]
-    (data such as z-scored temperatures); unchanged otherwise. For display only: the metrics read the data."""
-    low, high = float(np.min(reference)), float(np.max(reference))
+def unit_range(reference: np.ndarray | Sequence[np.ndarray], *arrays: np.ndarray) -> list[np.ndarray]:
+    """``arrays`` mapped linearly so that ``reference``'s range (one array, or the joint range of several)
+    becomes [0, 1], when that range leaves [0, 1] (z-scored WeatherBench, TaxiBJ's flows in [-1, 1], kelvins);
+    unchanged otherwise. For display only: the metrics read the data."""
+    references = reference if isinstance(reference, (list, tuple)) else [reference]
+    low = min(float(np.min(part)) for part in references)
+    high = max(float(np.max(part)) for part in references)
     if low >= 0 and high <= 1 or high <= low:
         return list(arrays)
     return [(np.asarray(array, dtype=np.float32) - low) / (high - low) for array in arrays]
 
 
+def write_image(image: Image.Image, handle, path: str) -> None:
+    """Write ``image`` to the open binary ``handle`` in the format of ``path``'s extension."""
+    image.save(handle, format=Image.registered_extensions()[osp.splitext(path)[1].lower()])
+
+
 def save_image(image: Image.Image, path: str) -> str:
     """Write ``image`` (format by extension) atomically, creating the folder; returns ``path``."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    return save_with(path, lambda handle: image.save(handle, format=Image.registered_extensions()[
-        osp.splitext(path)[1].lower()]))
+    return save_with(path, lambda handle: write_image(image, handle, path))
 
 
 def animation_frames(inputs: np.ndarray, trues: np.ndarray | None, preds: np.ndarray, name: str,
@@ -162,13 +168,17 @@ def animation_frames(inputs: np.ndarray, trues: np.ndarray | None, preds: np.nda
     return frames
 
 
+def write_gif(frames: Sequence[np.ndarray], handle, fps: float = 4.0) -> None:
+    """Write frames as a looping animated GIF to the open binary ``handle``."""
+    imageio_v3.imwrite(handle, np.stack(frames), extension='.gif', duration=1000.0 / fps, loop=0)
+
+
 def save_animation(frames: Sequence[np.ndarray], path: str, fps: float = 4.0) -> str:
-    """Write frames as an animated GIF (looping) or, for ``.mp4``, a video (needs imageio's ffmpeg plugin)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    """Write frames as an animated GIF (looping) or, for ``.mp4``, a video (needs imageio's ffmpeg plugin), atomically."""
     if path.lower().endswith('.gif'):
-        return save_with(path, lambda handle: imageio_v3.imwrite(handle, np.stack(frames), extension='.gif',
-                                                                 duration=1000.0 / fps, loop=0))
-    imageio.mimsave(path, list(frames), fps=fps)    # a video writer needs a real file name
+        return save_with(path, lambda handle: write_gif(frames, handle, fps))
+    with atomic_path(path) as tmp:       # a video writer needs a real file name
+        imageio.mimsave(tmp, list(frames), fps=fps)
     return path
 
 
@@ -190,14 +200,15 @@ def save_prediction_pictures(inputs: np.ndarray, trues: np.ndarray, preds: np.nd
     predictions, in ``folder``.
 
     Args:
-        inputs: ``(N, T_in, C, H, W)``; trues, preds: ``(N, S, C, H, W)``; all in [0, 1] (values outside are
-            clipped for display).
+        inputs: ``(N, T_in, C, H, W)``; trues, preds: ``(N, S, C, H, W)``; in any range: data that leave
+            [0, 1] are shown mapped from the range of the inputs and truth (:func:`unit_range`), predictions
+            beyond it clipped.
         grid_samples, animation_samples: how many leading sequences each picture shows.
 
     Returns:
         ``{'grid': path, 'animation': path}``.
     """
-    inputs, trues, preds = displayable(inputs), displayable(trues), displayable(preds)
+    inputs, trues, preds = unit_range((inputs, trues), displayable(inputs), displayable(trues), displayable(preds))
     scale = display_scale(*inputs.shape[-2:])
     grid = prediction_grid(inputs, trues, {name: preds}, list(range(min(grid_samples, len(inputs)))), scale=scale)
     frames = animation_frames(inputs, trues, preds, name, tuple(range(min(animation_samples, len(inputs)))),

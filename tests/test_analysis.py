@@ -1,6 +1,8 @@
 """The paper's analyses: compression ratios, codebook usage, corruptions, per-layer maps, tools/analyze.py."""
+import importlib.util
 import json
 import math
+import os
 import os.path as osp
 
 import numpy as np
@@ -174,3 +176,30 @@ def test_sweep_tells_decodings_of_one_checkpoint_apart():
                  mse=mse, params=1) for decoding, mse in (('mean of 8 samples (T=1)', 70.0), ('argmax', 118.0))]
     table = sweep_markdown(sweep_rows(rows))
     assert '| argmax | 1536 | 118.00 |' in table and '| mean of 8 samples (T=1) | 1536 | 70.00 |' in table
+
+
+def openstl_config(name):
+    """A config file of OpenSTL's checkout (``<checkout>/configs/<name>``), where its package is installed from one."""
+    spec = importlib.util.find_spec('openstl')
+    checkout = osp.dirname(osp.dirname(spec.origin)) if spec and spec.origin else ''
+    return osp.join(checkout, 'configs', name)
+
+
+@pytest.mark.parametrize('config', [osp.join(REPO, 'configs', 'tdigits', 'simvp_n6.py'),
+                                    openstl_config(osp.join('mmnist', 'simvp', 'SimVP_gSTA.py'))])
+def test_analyze_refuses_a_config_of_another_method_in_one_line(config, tmp_path):
+    """A SimVP config (the plugin's or one that exists only in OpenSTL) has no codebooks: tools/analyze.py says so
+    in one line and exits non-zero, instead of writing an empty table."""
+    import subprocess
+    import sys
+    if not osp.isfile(config):
+        pytest.skip(f'{config} is not on this machine (OpenSTL is not installed from a checkout)')
+    done = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'analyze.py'), 'compression', '--configs', config,
+                           '--out', str(tmp_path / 'out')], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'))
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode != 0 and len(lines) == 1, done.stderr
+    assert lines[0] == (f'ValueError: {config} is a config of SimVP, not of S-HR-VQVAE: the compression ratio is '
+                        f'that of its codebook indices, which only S-HR-VQVAE has; pass S-HR-VQVAE configs, e.g. '
+                        f'configs/mmnist/shvqvae.py.')
+    assert not (tmp_path / 'out' / 'compression.md').exists()

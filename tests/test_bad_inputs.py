@@ -403,6 +403,34 @@ def test_resume_applies_a_changed_lr_to_the_restored_optimizers_and_records_it(t
     assert state['hyper_parameters']['lr'] == 1e-5
 
 
+def test_every_key_of_every_shipped_config_and_dataset_is_in_the_key_table(openstl, capsys):
+    """configs/**/*.py, the datasets' parameters (OpenSTL's WeatherBench loader keys included) and --list-keys
+    agree: a key a config may set is listed and checked. OpenSTL's model keys (SimVP's) are its model's arguments."""
+    import glob
+    import inspect
+
+    from openstl_hrvq.api.config import load_config_file
+    from openstl_hrvq.api.data import all_dataset_parameters
+    from openstl_hrvq.api.validation import RUNNER_KEYS, key_table
+    from openstl_hrvq.method_registry import find_method
+    paths = sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True))
+    assert len(paths) >= 20
+    for path in paths:
+        keys = load_config_file(path)
+        known = set(key_table(keys['method']))
+        if find_method(keys['method']) is None:
+            model = next(getattr(openstl.models, name) for name in dir(openstl.models)
+                         if name.lower() == f"{keys['method'].lower()}_model")
+            known |= set(inspect.signature(model).parameters)
+        assert set(keys) <= known, (path, sorted(set(keys) - known))
+    dataset_keys = {key for params in all_dataset_parameters().values() for key in params}
+    assert {'train_time', 'val_time', 'test_time', 'idx_in', 'idx_out', 'step', 'level'} <= dataset_keys
+    assert dataset_keys <= set(RUNNER_KEYS), sorted(dataset_keys - set(RUNNER_KEYS))
+    assert main(['--list-keys', '-c', osp.join(REPO, 'configs', 'weather', 't2m_5_625', 'shvqvae.py')]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line and not line.startswith('#')}
+    assert dataset_keys <= listed
+
+
 def test_list_keys_shows_every_key_with_its_default_and_meaning(capsys):
     from openstl_hrvq.methods.shrvqvae_keys import TABLE
     from openstl_hrvq.api.validation import RUNNER_KEYS

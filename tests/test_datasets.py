@@ -1,6 +1,5 @@
 """OpenSTL-format datasets: embedded digits, fallbacks, real-file layouts, KTH windows, registry, errors."""
 import gzip
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from openstl_hrvq.datasets import (DATASETS, EpochStreamSampler, dataset_paramet
                                    load_data, load_embedded_digits, register_dataset)
 from openstl_hrvq.datasets import embedded_digits, kth, loaders, moving_mnist
 from openstl_hrvq.datasets.digit_files import write_idx_images
+from tests.helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,13 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 def _all(loader):
     """Concatenate a loader's (inputs, targets) into (N, T_in + T_out, C, H, W)."""
     return torch.cat([torch.cat(batch, dim=1) for batch in loader])
-
-
-def _prepare_data_main():
-    spec = importlib.util.spec_from_file_location('prepare_data', REPO / 'tools' / 'prepare_data.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def _mmnist(data_root, num_workers=0, **kwargs):
@@ -53,7 +46,7 @@ def test_embedded_digits_rebuild_from_the_sheet_is_identical(tmp_path):
     sheet = REPO.parent / 'shared' / 'data' / 'digits.png'
     if not sheet.is_file():
         pytest.skip(f'{sheet} (OpenCV digits sheet) is not on this machine')
-    _prepare_data_main()(['embed-digits', '--sheet', str(sheet), '--output', str(tmp_path / 'digits.npz')])
+    load_tool('prepare_data').main(['embed-digits', '--sheet', str(sheet), '--output', str(tmp_path / 'digits.npz')])
     with np.load(tmp_path / 'digits.npz') as rebuilt, np.load(embedded_digits.EMBEDDED_DIGITS_PATH) as shipped:
         for key in ('digits', 'labels', 'source_sha256'):
             np.testing.assert_array_equal(rebuilt[key], shipped[key])
@@ -121,13 +114,13 @@ def test_mmnist_reads_openstl_files(tmp_path, caplog):
 
 
 def test_prepare_data_writes_the_fallback_data_for_openstl(tmp_path, request):
-    _prepare_data_main()(['mmnist', '--data-root', str(tmp_path), '--num-test', '8'])
+    load_tool('prepare_data').main(['mmnist', '--data-root', str(tmp_path), '--num-test', '8'])
     assert (tmp_path / 'moving_mnist' / 'train-images-idx3-ubyte.gz').is_file()
     _, _, from_files = _mmnist(tmp_path)
     _, _, fallback = _mmnist(tmp_path / 'absent')
     assert torch.equal(_all(from_files), _all(fallback))
     with pytest.raises(SystemExit):  # refuses to overwrite without --force
-        _prepare_data_main()(['mmnist', '--data-root', str(tmp_path)])
+        load_tool('prepare_data').main(['mmnist', '--data-root', str(tmp_path)])
 
     request.getfixturevalue('openstl')
     pytest.importorskip('cv2')

@@ -1,6 +1,5 @@
 """The transformed-digit benchmark: data generation, training windows, the protocol, tables and the tool."""
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from openstl_hrvq.datasets import transformed_digits as td
 from openstl_hrvq.interpolation import (FRAME_GROUPS, ROWS, TASKS, RowOutputs, evaluate, task_inputs,
                                         write_tables)
 from openstl_hrvq.metrics import metric
+from tests.helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHRVQVAE = ['vq_layers=2', 'vq_hidden=8', 'vq_res_hidden=4', 'vq_res_blocks=1', 'prior_hidden=8',
@@ -159,15 +159,8 @@ def test_dataset_is_registered():
     assert len(train.dataset) == 20 and len(test.dataset) == 4
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('interp_benchmark', REPO / 'tools' / 'interp_benchmark.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_tool_skips_simvp_without_openstl(monkeypatch):
-    tool = load_tool()
+    tool = load_tool('interp_benchmark')
     monkeypatch.setattr(openstl_bridge, 'openstl_available', lambda: False)
     assert tool.available_methods(['shrvqvae', 'simvp']) == ['shrvqvae']
     with pytest.raises(ValueError, match='No method'):
@@ -176,7 +169,7 @@ def test_tool_skips_simvp_without_openstl(monkeypatch):
 
 def test_tool_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    tool = load_tool()
+    tool = load_tool('interp_benchmark')
     out = tmp_path / 'out'
     threads = torch.get_num_threads()
     try:

@@ -276,3 +276,39 @@ def test_load_of_another_configs_checkpoint_is_a_row_naming_the_key(board, capsy
     row = json.loads((folder / 'other' / 'leaderboard.json').read_text())['rows'][0]
     assert row['status'].startswith(f'failed: CheckpointError: Checkpoint {checkpoint} was trained with ')
     assert 'vq_hidden=8 vs 12' in row['status']
+
+
+def test_an_entry_that_raises_leaves_its_folder_unlocked_for_the_rerun(tmp_path, capsys, monkeypatch):
+    """The experiment lock is released however an entry ends. Garbage collection is off, as it may be in a long
+    leaderboard: a failed entry's experiment (Lightning's objects hold cycles) is not collected, so only an explicit
+    release lets another process (here: a second open file description) or the rerun lock the folder."""
+    import fcntl
+    import gc
+
+    from openstl_hrvq.api import Experiment
+    from openstl_hrvq.api.lock import LOCK_FILE
+    config = tiny_configs(tmp_path)[:1]
+    train = Experiment.train
+
+    def failing_train(self):
+        raise RuntimeError('the entry broke')
+
+    tool = load_tool('leaderboard')
+    argv = leaderboard_argv(tmp_path, config, '--no-references')
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.setattr(Experiment, 'train', failing_train)
+        assert tool.cli(argv) == 1
+        assert 'the entry broke' in capsys.readouterr().err
+        lock = os.open(tmp_path / 'board' / 'tiny_shvqvae' / LOCK_FILE, os.O_RDWR)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)          # BlockingIOError while a run holds it
+        finally:
+            os.close(lock)
+        monkeypatch.setattr(Experiment, 'train', train)
+        rerun = tool.main(argv)
+    finally:
+        if enabled:
+            gc.enable()
+    assert rerun['rows'][0]['status'] == 'ok' and rerun['rows'][0]['mse'] > 0

@@ -1,5 +1,6 @@
 """Multi-process runs: N processes on the chosen accelerator, the whole test set scored once and in order,
 one log per rank, impossible combinations refused in one line."""
+import fcntl
 import logging
 import os
 import os.path as osp
@@ -17,8 +18,11 @@ from openstl_hrvq.api.cli import main, run
 from openstl_hrvq.api import data as runner_data
 from openstl_hrvq.api.distributed import resolve_devices, resolve_strategy
 from openstl_hrvq.api.experiment import setup_logging
+from openstl_hrvq.api.lock import LOCK_FILE, lock_experiment
 from openstl_hrvq.datasets import loaders
 from openstl_hrvq.datasets.loaders import ContiguousSplitSampler
+from openstl_hrvq.distributed_utils import launcher_rank
+from openstl_hrvq.errors import BusyError
 from tests.openstl_layouts import write_taxibj
 from tests.test_reliability import wait_for
 from tests.test_runner import REPO, argv
@@ -168,3 +172,47 @@ def test_ranks_above_zero_log_to_their_own_file_and_keep_the_console_quiet(tmp_p
         for handler in saved:
             handler.setLevel(levels[handler])
             root.addHandler(handler)
+
+
+LAUNCHER_VARIABLES = ('RANK', 'LOCAL_RANK', 'NODE_RANK', 'GROUP_RANK', 'SLURM_PROCID')
+
+
+@pytest.mark.parametrize('env, processes_per_node, rank', [
+    ({}, 1, 0),                                                  # no launcher
+    ({'NODE_RANK': '0', 'LOCAL_RANK': '0'}, 1, 0),               # Lightning's launcher, 2 nodes x 1 process
+    ({'NODE_RANK': '1', 'LOCAL_RANK': '0'}, 1, 1),
+    ({'NODE_RANK': '1'}, 2, 2),                                  # node 1's first process, before it launches
+    ({'NODE_RANK': '1', 'LOCAL_RANK': '1'}, 2, 3),
+    ({'RANK': '1', 'LOCAL_RANK': '0', 'GROUP_RANK': '1'}, 1, 1),  # torchrun, 2 nodes x 1 process
+    ({'RANK': '0', 'LOCAL_RANK': '0'}, 1, 0),
+    ({'SLURM_PROCID': '1'}, 1, 1),                               # srun, one task a node
+])
+def test_the_global_rank_not_local_rank_decides_which_process_is_rank_zero(monkeypatch, env, processes_per_node,
+                                                                           rank):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert launcher_rank(processes_per_node) == rank
+    assert (launcher_rank() == 0) == (rank == 0)              # rank 0 is known without the processes per node
+
+
+def test_only_global_rank_zero_takes_the_experiment_lock_on_two_nodes(monkeypatch, tmp_path):
+    """2 nodes x 1 process on one shared folder: both have LOCAL_RANK=0; node 1's process must not fight node 0's
+    for the lock (the run would fail as 'in use'), and node 0's holds it."""
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    node0 = os.open(tmp_path / LOCK_FILE, os.O_RDWR | os.O_CREAT)    # node 0's process holds the folder
+    fcntl.flock(node0, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        monkeypatch.setenv('NODE_RANK', '1')
+        monkeypatch.setenv('LOCAL_RANK', '0')
+        lock_experiment(str(tmp_path)).release()                      # no BusyError
+        monkeypatch.setenv('NODE_RANK', '0')
+        with pytest.raises(BusyError, match='is in use by a running process'):
+            lock_experiment(str(tmp_path))                            # a second rank 0 is a second run
+    finally:
+        os.close(node0)
+    lock = lock_experiment(str(tmp_path))
+    assert f'PID {os.getpid()}' in (tmp_path / LOCK_FILE).read_text()
+    lock.release()

@@ -150,7 +150,7 @@ def test_openstl_taxibj_simvp_config_steps_timm_cosine_schedule_as_timm_does(ope
 
 
 def test_leaderboard_ranks_shvqvae_beside_openstls_baseline_on_taxibj(openstl, tmp_path):
-    from tests.test_leaderboard import load_tool
+    from tests.helpers import load_tool
 
     layouts.write_taxibj(tmp_path / 'data', np.random.default_rng(0))
     tiny = [f'shvqvae:{item}' for item in TINY] + [f'SimVP_gSTA:{key}={value}' for key, value in _tiny_simvp().items()]

@@ -144,8 +144,9 @@ def test_config_is_read_from_the_experiment_record_when_the_checkpoint_has_none(
     (lambda clip: clip[:PRE - 1], f'has {PRE - 1} frame\\(s\\); the model predicts from {PRE} input frames'),
     (lambda clip: np.zeros((6, 3, SIZE, SIZE), np.uint8), 'has 3 channel\\(s\\) per frame; the model takes 1'),
     (lambda clip: np.zeros((2, 6, 1, SIZE, SIZE), np.uint8), r'shape \(2, 6, 1, 16, 16\); expected \(T, H, W\)'),
-    (lambda clip: clip.astype(np.float32), r'floats in \[0, 2\d\d\]; expected \[0, 1\]'),
-    (lambda clip: clip.astype(np.int64), 'dtype int64: give uint8 pixels 0-255 or floats in'),
+    (lambda clip: clip.astype(np.float32), r'floats in \[0, 2\d\d\]; the model takes \[0, 1\]: divide 0-255'),
+    (lambda clip: clip.astype(np.int64), 'dtype int64: give uint8 pixels 0-255 or float frames'),
+    (lambda clip: np.full((6, SIZE, SIZE), np.nan, np.float32), 'NaN or infinite values'),
 ])
 def test_wrong_clips_are_one_clear_error(ckpt, clip, clip_factory, message):
     with pytest.raises(UserError, match=message):
@@ -196,3 +197,55 @@ def test_both_decode_orders_roll_out_beyond_the_trained_horizon(order):
         normal, long = model(batch_x), model.rollout(batch_x, 2 * AFT + 2)
     assert long.shape == (2, 2 * AFT + 2, 1, SIZE, SIZE)
     torch.testing.assert_close(long[:, :AFT], normal)
+
+
+def _broken_writer(*args, **kwargs):
+    """A writer that dies half-way: a few bytes reach its file (a name or a handle), then it fails."""
+    target = args[1] if isinstance(args[0], Image.Image) else args[0]      # Image.save(self, fp, ...)
+    handle = open(target, 'wb') if isinstance(target, (str, os.PathLike)) else target
+    handle.write(b'partial')
+    handle.flush()
+    raise RuntimeError('the writer died')
+
+
+@pytest.mark.parametrize('writer', ['numpy.save', 'PIL.Image.Image.save', 'imageio.v3.imwrite'])
+def test_a_failing_write_leaves_the_previous_prediction_files_whole(tmp_path, monkeypatch, writer):
+    """preds.npy, grid.png and preds.gif are each written beside their target and renamed: a writer that fails
+    half-way leaves the previous prediction's files as they were, and no temporary file behind."""
+    rng = np.random.default_rng(0)
+    inputs = rng.random((PRE, 1, SIZE, SIZE), dtype=np.float32)
+    first = prediction.save_prediction(str(tmp_path), inputs, rng.random((AFT, 1, SIZE, SIZE), dtype=np.float32))
+    before = {name: open(path, 'rb').read() for name, path in first.items()}
+    monkeypatch.setattr(writer, _broken_writer)
+    with pytest.raises(RuntimeError, match='the writer died'):
+        prediction.save_prediction(str(tmp_path), inputs, rng.random((AFT, 1, SIZE, SIZE), dtype=np.float32))
+    assert {name: open(path, 'rb').read() for name, path in first.items()} == before
+    assert sorted(os.listdir(tmp_path)) == sorted(osp.basename(path) for path in first.values())
+
+
+@pytest.mark.parametrize('hyper_parameters', [True, False])
+def test_a_model_without_a_value_range_takes_and_returns_frames_of_any_range(tmp_path, hyper_parameters):
+    """vq_value_range=None (z-scored WeatherBench): float frames in [-2, 3] pass through unchanged and the
+    predictions are not clipped; uint8 pixels are still divided by 255. The record written by the runner
+    (model_param.json) holds no test_mean / test_std: the frames are then used as they are."""
+    ckpt = save_checkpoint(tmp_path / 'run', hyper_parameters=hyper_parameters, vq_value_range=None)
+    predictor = load_predictor(ckpt, 'cpu')
+    assert predictor.value_range is None
+    assert ('test_mean' in predictor.config) == hyper_parameters
+    clip = np.linspace(-2, 3, 6 * SIZE * SIZE, dtype=np.float32).reshape(6, 1, SIZE, SIZE)
+    np.testing.assert_array_equal(prepare_inputs(predictor, clip), clip[-PRE:])
+    pixels = np.arange(6 * SIZE * SIZE).reshape(6, SIZE, SIZE).astype(np.uint8)
+    np.testing.assert_allclose(prepare_inputs(predictor, pixels), pixels[-PRE:, None] / 255.0, rtol=1e-6)
+    wide = torch.linspace(-5, 5, AFT * SIZE * SIZE).reshape(1, AFT, 1, SIZE, SIZE)
+    predictor.method.model.rollout = lambda batch_x, frames: wide[:, :frames]
+    np.testing.assert_allclose(predict_frames(predictor, clip[-PRE:]), wide[0].numpy(), rtol=1e-6)
+    assert predict(predictor, clip).shape == (AFT, 1, SIZE, SIZE)
+
+
+def test_a_model_of_image_data_clips_its_predictions_to_0_1(ckpt, clip):
+    predictor = load_predictor(ckpt, 'cpu')
+    assert predictor.value_range == (0.0, 1.0)
+    wide = torch.linspace(-5, 5, AFT * SIZE * SIZE).reshape(1, AFT, 1, SIZE, SIZE)
+    predictor.method.model.rollout = lambda batch_x, frames: wide[:, :frames]
+    np.testing.assert_allclose(predict_frames(predictor, prepare_inputs(predictor, clip)),
+                               wide[0].clamp(0, 1).numpy(), rtol=1e-6)

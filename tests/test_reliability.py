@@ -16,7 +16,7 @@ from PIL import Image
 from openstl_hrvq.api.cli import main
 from openstl_hrvq.api.lock import lock_experiment
 from tests.test_bad_inputs import tiny_argv, tiny_config_file
-from tests.test_leaderboard import load_tool
+from tests.helpers import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
@@ -195,3 +195,55 @@ def test_a_read_only_res_dir_or_out_is_one_line(read_only_folder, tmp_path, caps
         load_tool('prepare_data').main(['mmnist', '--data-root', str(read_only_folder / 'data')])
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith(f'prepare_data: --data-root {read_only_folder / "data"}'), err
+
+
+# ---------------------------------------------------------------- figures and videos written atomically
+def test_figures_and_named_file_writers_replace_their_target_only_when_complete(tmp_path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from openstl_hrvq.files import atomic_path, save_figure
+    fig = plt.figure(figsize=(1, 1))
+    path = tmp_path / 'figure.png'
+    save_figure(fig, str(path), dpi=20)
+    plt.close(fig)
+    assert path.read_bytes().startswith(b'\x89PNG')
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(path)) as tmp:
+            assert tmp.endswith('.png') and osp.dirname(tmp) == str(tmp_path)   # beside it, same extension
+            open(tmp, 'wb').write(b'partial')
+            raise RuntimeError('the encoder died')
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ['figure.png']
+
+
+def test_an_experiment_that_fails_to_build_releases_its_folder(tmp_path, monkeypatch):
+    """An error found after the lock is taken (here Lightning refusing the trainer's settings, once the method
+    is built) leaves the folder free at once, not when the half-built experiment happens to be collected
+    (garbage collection is off: Lightning's objects hold reference cycles)."""
+    import fcntl
+    import gc
+
+    from openstl_hrvq.api import Experiment
+    from openstl_hrvq.errors import ConfigError
+    from tests.test_bad_inputs import tiny_config
+
+    def refused(self, *args):
+        self.cycle = self            # as the method and Lightning's trainer have
+        raise ValueError('a strategy this accelerator lacks')
+
+    monkeypatch.setattr(Experiment, '_trainer', refused)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(ConfigError, match='a strategy this accelerator lacks'):
+            Experiment(tiny_config(tmp_path))
+        fd = os.open(tmp_path / 'work_dirs' / 'tiny' / '.lock', os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)          # BlockingIOError while it is held
+        finally:
+            os.close(fd)
+    finally:
+        if enabled:
+            gc.enable()

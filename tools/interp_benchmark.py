@@ -91,17 +91,17 @@ def build_experiment(method: str, train_set: str, args) -> Experiment:
 
 def run_one(method: str, train_set: str, args) -> tuple[dict, dict, dict]:
     """Train (unless ``--load``) and score one method; returns (protocol scores, row outputs, run record)."""
-    experiment = build_experiment(method, train_set, args)
-    started = time.perf_counter()
-    if not args.load:
-        experiment.train()
-    train_seconds = time.perf_counter() - started
-    window_scores = experiment.test()
-    name = f'{method}_{TRAIN_SETS[train_set]}'
-    # Lightning leaves the model on the CPU after testing; the protocol runs on the chosen device.
-    predictor = first_frame_predictor(experiment.method.to(experiment.device))
-    scores, outputs = evaluate(predictor, eval_size=args.eval_size,
-                               save_dir=osp.join(args.out_dir, 'predictions', name))
+    with build_experiment(method, train_set, args) as experiment:      # releases the folder's lock however it ends
+        started = time.perf_counter()
+        if not args.load:
+            experiment.train()
+        train_seconds = time.perf_counter() - started
+        window_scores = experiment.test()
+        name = f'{method}_{TRAIN_SETS[train_set]}'
+        # Lightning leaves the model on the CPU after testing; the protocol runs on the chosen device.
+        predictor = first_frame_predictor(experiment.method.to(experiment.device))
+        scores, outputs = evaluate(predictor, eval_size=args.eval_size,
+                                   save_dir=osp.join(args.out_dir, 'predictions', name))
     config, train_data = experiment.config, experiment.train_loader.dataset
     record = {'method': method, 'train_set': train_set, 'experiment': experiment.save_dir,
               'epochs': config['epoch'], 'train_sequences': len(train_data.sequences),

@@ -3,7 +3,8 @@
     python tools/predict.py --ckpt work_dirs/smoke/checkpoints/best.ckpt --input clip.npy
     python tools/predict.py --ckpt work_dirs/quick/checkpoints/best.ckpt --input frames/ --frames 30 --out pred
 
-Writes preds.npy (N, C, H, W) in [0, 1], preds.gif and grid.png; from Python: ``openstl_hrvq.api.predict``.
+Writes preds.npy (N, C, H, W) in the data's values ([0, 1] for image data), preds.gif and grid.png; from Python:
+``openstl_hrvq.api.predict``.
 """
 import sys
 

@@ -52,12 +52,21 @@ def compression_ratio(config: dict) -> dict:
 
 
 def compression_table(config_files: list[str]) -> list[dict]:
-    """One :func:`compression_ratio` row per S-HR-VQVAE config file, with its ``config`` path."""
+    """One :func:`compression_ratio` row per S-HR-VQVAE config file, with its ``config`` path.
+
+    Raises:
+        ValueError: a config of another method (an OpenSTL config such as SimVP's has no codebooks, so no
+            compression ratio), in one line.
+    """
     rows = []
     for path in config_files:
         config = load_config_file(path)
-        if not SHRVQVAE_METHOD.is_named(config.get('method', DEFAULTS['method'])):
-            continue
+        method = config.get('method', DEFAULTS['method'])
+        if not SHRVQVAE_METHOD.is_named(method):
+            raise ValueError(f'{path} is a config of {method}, not of {SHRVQVAE_METHOD.display_name}: the '
+                             f'compression ratio is that of its codebook indices, which only '
+                             f'{SHRVQVAE_METHOD.display_name} has; pass S-HR-VQVAE configs, e.g. '
+                             f'configs/mmnist/shvqvae.py.')
         if 'in_shape' not in config:
             dataname = config.get('dataname', 'mmnist')
             if dataname not in dataset_parameters:

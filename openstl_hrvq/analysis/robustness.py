@@ -25,6 +25,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from openstl_hrvq.files import save_figure  # noqa: E402
 from openstl_hrvq.metrics import metric  # noqa: E402
 from openstl_hrvq.visualization import labelled_grid  # noqa: E402
 
@@ -188,7 +189,7 @@ def robustness_figure(rows: list[dict], path: str) -> str:
         ax.legend(fontsize=7)
     fig.suptitle('Robustness to corrupted inputs (dashed: clean inputs)', fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 

@@ -54,8 +54,7 @@ def run(argv=None, test_only: bool = False) -> dict:
 
 
 def _train_and_test(config: dict) -> dict:
-    experiment = Experiment(config)
-    try:
+    with Experiment(config) as experiment:
         if not config['test']:
             try:
                 experiment.train()
@@ -65,8 +64,6 @@ def _train_and_test(config: dict) -> dict:
                     raise
                 raise interrupted.resumable_from(experiment.ckpt_dir) from error
         return experiment.test()
-    finally:
-        experiment.close()
 
 
 def _quiet_disk_errors_in_threads(args) -> None:
@@ -123,12 +120,13 @@ def create_predict_parser() -> argparse.ArgumentParser:
     """The command line of ``tools/predict.py``."""
     parser = argparse.ArgumentParser(
         description='Predict the frames that follow a clip of your own with a trained checkpoint; writes preds.npy '
-                    '(N, C, H, W) in [0, 1], preds.gif and grid.png.',
+                    "(N, C, H, W) in the data's values ([0, 1] for image data), preds.gif and grid.png.",
         epilog=PREDICT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--ckpt', required=True, help="a checkpoint of tools/train.py; the run's config is read "
                                                       "from it (or from model_param.json of its experiment)")
     parser.add_argument('--input', required=True,
-                        help='the clip: a .npy of (T, H, W) or (T, C, H, W), uint8 or float in [0, 1]; a .gif; a '
+                        help='the clip: a .npy of (T, H, W) or (T, C, H, W), uint8 (divided by 255) or float in [0, 1] '
+                             '(any range, unchanged, for a model with vq_value_range=None); a .gif; a '
                              'folder of PNGs; a video file (needs imageio-ffmpeg); its last pre_seq_length '
                              'frames are the input')
     parser.add_argument('--frames', type=int, help='frames to predict (default: the trained aft_seq_length); '

@@ -1,4 +1,5 @@
-"""How many processes a run uses, on which devices, with which Lightning strategy; and which process this is.
+"""How many processes a run uses, on which devices, with which Lightning strategy (which process this is:
+:mod:`openstl_hrvq.distributed_utils`).
 
 The flags mean what they mean in OpenSTL, plus one of the plugin's:
 
@@ -35,19 +36,6 @@ def launcher_processes() -> int | None:
     """Processes per node that a launcher (torchrun / torch.distributed.run) started, or None without one."""
     local_world = os.environ.get('LOCAL_WORLD_SIZE')
     return int(local_world) if local_world and 'TORCHELASTIC_RUN_ID' in os.environ else None
-
-
-def process_rank(num_nodes: int = 1) -> int:
-    """This process's global rank, from the launcher's environment (0 when nothing launched it).
-
-    Readable before the process group exists: torchrun sets ``RANK``; Lightning's own launcher sets
-    ``LOCAL_RANK``, ``NODE_RANK`` and ``WORLD_SIZE`` for the processes it starts (the first is rank 0).
-    """
-    if 'RANK' in os.environ:
-        return int(os.environ['RANK'])
-    local, node = int(os.environ.get('LOCAL_RANK', 0)), int(os.environ.get('NODE_RANK', 0))
-    per_node = int(os.environ.get('WORLD_SIZE', 1)) // max(1, num_nodes)
-    return node * per_node + local
 
 
 def resolve_devices(config: dict, accelerator: str) -> int | list[int]:

@@ -33,7 +33,7 @@ from openstl_hrvq import openstl_bridge
 from openstl_hrvq.api.checkpoints import (BEST, AtomicCheckpointIO, BestCheckpoint, InterruptCheckpoint,
                                          LastCheckpoint, load_checkpoint, resume_checkpoint)
 from openstl_hrvq.api.data import build_dataloaders
-from openstl_hrvq.api.distributed import process_rank, resolve_devices, resolve_strategy
+from openstl_hrvq.api.distributed import resolve_devices, resolve_strategy
 from openstl_hrvq.api.divergence import DivergenceGuard
 from openstl_hrvq.api.lock import lock_experiment
 from openstl_hrvq.api.parser import DEFAULTS
@@ -42,6 +42,7 @@ from openstl_hrvq.api.preflight import check_data, check_folders
 from openstl_hrvq.api.resume import WriteRecordAtStart, check_resume, weights_mismatch
 from openstl_hrvq.api.signals import SignalGuard
 from openstl_hrvq.datasets.loaders import in_order
+from openstl_hrvq.distributed_utils import launcher_rank
 from openstl_hrvq.errors import CheckpointError, ConfigError
 from openstl_hrvq.files import save_json, save_text
 from openstl_hrvq.method_registry import find_method, registered_methods
@@ -129,7 +130,8 @@ def setup_logging(save_dir: str, prefix: str, rank: int = 0) -> None:
 
 
 class Experiment:
-    """Build data, method and trainer from a resolved config; ``train()``, then ``test()``.
+    """Build data, method and trainer from a resolved config; ``train()``, then ``test()``; ``close()`` (or a
+    ``with`` block) releases the folder's lock, also when they raise.
 
     Args:
         config: a flat config from :func:`openstl_hrvq.api.config.resolve_config`.
@@ -140,18 +142,27 @@ class Experiment:
         self.config = config = dict(config)
         self.save_dir = osp.join(config['res_dir'], config['ex_name'])
         self.ckpt_dir = osp.join(self.save_dir, 'checkpoints')
-        self.rank = process_rank(int(config.get('num_nodes') or 1))
         check_folders(config, self.save_dir)
-        # One live run per folder, taken before anything in it is written, released by close() (or when this
-        # object is collected, or the process ends).
-        self._lock = lock_experiment(self.save_dir)
-        weakref.finalize(self, self._lock.release)
-        setup_logging(self.save_dir, 'test' if config.get('test') else 'train', self.rank)
-        quiet_console()
         # Checked before the data and the model are built, so a wrong --device or method fails at once.
         self.accelerator = choose_accelerator(config['device'])
         self.devices = resolve_devices(config, self.accelerator)
         self.strategy = resolve_strategy(config, self.devices)
+        #: The global rank (not LOCAL_RANK, which is 0 on every node): only rank 0 locks, logs to the console and
+        #: touches the folder's files.
+        self.rank = launcher_rank(self.devices if isinstance(self.devices, int) else len(self.devices))
+        # One live run per folder, taken before anything in it is written, released by close() (or when this
+        # object is collected, or the process ends).
+        self._lock = lock_experiment(self.save_dir, self.rank)
+        weakref.finalize(self, self._lock.release)
+        try:
+            self._build(config, dataloaders)
+        except BaseException:
+            self._lock.release()     # a half-built experiment must not hold its folder until it is collected
+            raise
+
+    def _build(self, config: dict, dataloaders) -> None:
+        setup_logging(self.save_dir, 'test' if config.get('test') else 'train', self.rank)
+        quiet_console()
         method_class = get_method_class(config['method'])
         pl.seed_everything(config['seed'], workers=True)
         if dataloaders is None:
@@ -217,6 +228,12 @@ class Experiment:
     def close(self) -> None:
         """Let go of the experiment folder's lock, so that another process may run in it."""
         self._lock.release()
+
+    def __enter__(self) -> 'Experiment':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def display_method_info(self) -> dict:
         """Log the parameter count and FLOPs (fvcore) of the model, like OpenSTL does before training."""

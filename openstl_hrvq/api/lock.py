@@ -7,7 +7,8 @@ refused in one line naming the holder (``--force`` does not
 override it: it deletes checkpoints, it does not stop a running process). The kernel releases the lock when its
 process dies, however it dies, so a lock left by a killed run is stale by construction: the next run takes it
 over and says whose it was. Only global rank 0 of a multi-process run locks (the other ranks are part of the
-same run).
+same run, and on a shared file system a second node's process would find the lock taken); the rank is the global
+one (:func:`~openstl_hrvq.distributed_utils.launcher_rank`), not ``LOCAL_RANK``, which is 0 on every node.
 """
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ import os.path as osp
 import socket
 import time
 
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
-
+from openstl_hrvq.distributed_utils import launcher_rank
 from openstl_hrvq.errors import BusyError
 
 try:
@@ -54,15 +54,16 @@ class FolderLock:
         self.key = None
 
 
-def lock_experiment(folder: str) -> FolderLock:
+def lock_experiment(folder: str, rank: int | None = None) -> FolderLock:
     """Lock ``folder`` for this process until the returned lock is released (or the process ends); a folder this
-    process holds already is shared.
+    process holds already is shared. A process of global ``rank`` > 0 (default: from the launcher's environment)
+    gets a lock that holds nothing.
 
     Raises:
         BusyError: another live process holds it.
     """
     key = osp.realpath(folder)
-    if fcntl is None or getattr(rank_zero_only, 'rank', 0) != 0:
+    if fcntl is None or (launcher_rank() if rank is None else rank) != 0:
         return FolderLock(None)
     if key in _held:
         _held[key][1] += 1

@@ -4,10 +4,16 @@
     frames = predict('work_dirs/quick/checkpoints/best.ckpt', 'my_clip.gif', frames=30, decoding='mean8')
 
 A checkpoint written by the runner holds the run's flat config in ``hyper_parameters``; a checkpoint without
-them is read with the ``model_param.json`` its experiment folder holds. A clip is a ``.npy`` array of
-``(T, H, W)`` or ``(T, C, H, W)`` frames (uint8 0-255, or float in [0, 1]), an animated ``.gif``, a folder of
-images (PNG, JPEG or BMP, in name order), or a video file when imageio has a video plugin (imageio-ffmpeg or
-PyAV). Image inputs are converted to the model's channels (grey or RGB); arrays must have them.
+them is read with the ``model_param.json`` its experiment folder holds (a record without ``test_mean`` /
+``test_std`` means the frames are used as they are, not de-normalised). A clip is a ``.npy`` array of
+``(T, H, W)`` or ``(T, C, H, W)`` frames, an animated ``.gif``, a folder of images (PNG, JPEG or BMP, in name
+order), or a video file when imageio has a video plugin (imageio-ffmpeg or PyAV). Image inputs are converted to
+the model's channels (grey or RGB); arrays must have them.
+
+Values: uint8 frames (images, videos, uint8 arrays) are pixels 0-255 and are divided by 255. Float frames are in
+the model's value range (:attr:`Predictor.value_range`): [0, 1] for the image datasets, checked; a model without
+one (``vq_value_range=None``, z-scored WeatherBench) takes them unchanged, whatever their range, and its
+predictions are not clipped.
 """
 from __future__ import annotations
 
@@ -26,8 +32,10 @@ from PIL import Image
 from openstl_hrvq.api.checkpoints import load_checkpoint
 from openstl_hrvq.api.experiment import get_method_class, torch_device
 from openstl_hrvq.errors import CheckpointError, ConfigError, DataFileError, MissingFileError
+from openstl_hrvq.files import atomic_set
 from openstl_hrvq.models.shrvqvae_model import decoding_keys
-from openstl_hrvq.visualization import animation_frames, display_scale, rollout_grid, save_animation, save_image
+from openstl_hrvq.visualization import (animation_frames, display_scale, rollout_grid, unit_range, write_gif,
+                                        write_image)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,10 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
 #: What :func:`save_prediction` writes into its folder.
 PREDS_FILE, GIF_FILE, GRID_FILE = 'preds.npy', 'preds.gif', 'grid.png'
+#: The value range of image data (and of uint8 pixels / 255).
+UNIT_RANGE = (0.0, 1.0)
+#: How far outside the value range a float frame may lie (rounding in whatever wrote it).
+RANGE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -65,6 +77,15 @@ class Predictor:
     @property
     def aft_seq_length(self) -> int:
         return int(self.config.get('aft_seq_length') or self.pre_seq_length)
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        """``(low, high)`` of the frames the model takes and predicts, or None for unbounded data: S-HR-VQVAE's
+        tokenizer range (``vq_value_range``); for other methods [0, 1], except on WeatherBench (z-scored)."""
+        vqvae = getattr(self.method.model, 'vqvae', None)
+        if vqvae is not None and hasattr(vqvae, 'value_range'):
+            return vqvae.value_range
+        return None if str(self.config.get('dataname', '')).startswith('weather') else UNIT_RANGE
 
     @property
     def can_roll_out(self) -> bool:
@@ -166,16 +187,23 @@ def read_clip(path: str, channels: int = 1) -> np.ndarray:
                         f'({", ".join(VIDEO_SUFFIXES)}).')
 
 
-def as_unit_frames(clip: np.ndarray, name: str = 'the clip') -> np.ndarray:
-    """uint8 0-255 or float in [0, 1] frames -> float32 in [0, 1]; anything else is an error."""
+def as_model_frames(clip: np.ndarray, value_range: tuple[float, float] | None = UNIT_RANGE,
+                    name: str = 'the clip') -> np.ndarray:
+    """float32 frames for a model whose frames lie in ``value_range`` (None: unbounded): uint8 pixels 0-255 are
+    divided by 255; floats are checked against ``value_range`` and otherwise passed through unchanged."""
     if clip.dtype == np.uint8:
         return clip.astype(np.float32) / 255.0
     if not np.issubdtype(clip.dtype, np.floating):
-        raise DataFileError(f'{name} has dtype {clip.dtype}: give uint8 pixels 0-255 or floats in [0, 1].')
+        raise DataFileError(f'{name} has dtype {clip.dtype}: give uint8 pixels 0-255 or float frames.')
     low, high = float(np.min(clip)), float(np.max(clip))
-    if not np.isfinite([low, high]).all() or low < -1e-6 or high > 1 + 1e-6:
-        raise DataFileError(f'{name} holds floats in [{low:g}, {high:g}]; expected [0, 1]: divide 0-255 pixels by '
-                            f'255, or pass them as uint8.')
+    if not np.isfinite([low, high]).all():
+        raise DataFileError(f'{name} holds NaN or infinite values: give finite frames.')
+    if value_range is not None:
+        first, last = value_range
+        if low < first - RANGE_TOLERANCE or high > last + RANGE_TOLERANCE:
+            raise DataFileError(f'{name} holds floats in [{low:g}, {high:g}]; the model takes [{first:g}, {last:g}]'
+                                + (': divide 0-255 pixels by 255, or pass them as uint8.' if value_range == UNIT_RANGE
+                                   else '.'))
     return clip.astype(np.float32)
 
 
@@ -200,7 +228,8 @@ def check_clip(frames: np.ndarray, predictor: Predictor, name: str = 'the clip')
 # ---------------------------------------------------------------------------------------------- predicting
 def predict_frames(predictor: Predictor, inputs: np.ndarray, frames: int | None = None,
                    decoding: str | None = None, seed: int | None = 0) -> np.ndarray:
-    """Future frames ``(frames, C, H, W)`` in [0, 1] of the input frames ``(pre_seq_length, C, H, W)`` in [0, 1].
+    """Future frames ``(frames, C, H, W)`` of the input frames ``(pre_seq_length, C, H, W)``, both in the model's
+    value range (:attr:`Predictor.value_range`; the predictions are clipped to it, unless it is None).
 
     Args:
         frames: the horizon (default: the trained ``aft_seq_length``); longer horizons need a method that rolls
@@ -242,7 +271,9 @@ def predict_frames(predictor: Predictor, inputs: np.ndarray, frames: int | None 
     pred = pred[0].float().cpu().numpy()
     if mean is not None and std is not None:
         pred = pred * np.asarray(std) + np.asarray(mean)
-    return np.clip(pred, 0.0, 1.0).astype(np.float32)
+    if predictor.value_range is not None:
+        pred = np.clip(pred, *predictor.value_range)
+    return pred.astype(np.float32)
 
 
 def predict(ckpt: str | Predictor, clip: str | np.ndarray, frames: int | None = None, decoding: str | None = None,
@@ -251,19 +282,20 @@ def predict(ckpt: str | Predictor, clip: str | np.ndarray, frames: int | None = 
 
     Args:
         ckpt: a checkpoint path (``work_dirs/<ex_name>/checkpoints/best.ckpt``) or a :class:`Predictor`.
-        clip: a path (see :func:`read_clip`) or an array ``(T, H, W)`` / ``(T, C, H, W)``, uint8 or float in
-            [0, 1]; its last ``pre_seq_length`` frames are the input.
+        clip: a path (see :func:`read_clip`) or an array ``(T, H, W)`` / ``(T, C, H, W)``: uint8 pixels 0-255, or
+            floats in the model's value range ([0, 1] for image data; any range for a model with
+            ``vq_value_range=None``, passed through unchanged); its last ``pre_seq_length`` frames are the input.
         frames, decoding, seed: see :func:`predict_frames`.
 
     Returns:
-        ``(frames, C, H, W)`` float32 in [0, 1].
+        ``(frames, C, H, W)`` float32 in the model's value range (image data: [0, 1]).
     """
     predictor = ckpt if isinstance(ckpt, Predictor) else load_predictor(ckpt, device)
     return predict_frames(predictor, prepare_inputs(predictor, clip), frames, decoding, seed)
 
 
 def prepare_inputs(predictor: Predictor, clip: str | np.ndarray) -> np.ndarray:
-    """The model's input frames ``(pre_seq_length, C, H, W)`` in [0, 1] from a clip path or array."""
+    """The model's input frames ``(pre_seq_length, C, H, W)`` (:func:`as_model_frames`) from a clip path or array."""
     name = clip if isinstance(clip, str) else 'the clip'
     if isinstance(clip, str):
         clip = read_clip(clip, predictor.in_shape[1])
@@ -273,16 +305,22 @@ def prepare_inputs(predictor: Predictor, clip: str | np.ndarray) -> np.ndarray:
             clip = clip[:, None]
         if clip.ndim != 4:
             raise DataFileError(f'The clip has shape {clip.shape}; expected (T, H, W) or (T, C, H, W).')
-    return as_unit_frames(check_clip(clip, predictor, name), name)
+    return as_model_frames(check_clip(clip, predictor, name), predictor.value_range, name)
 
 
 def save_prediction(out_dir: str, inputs: np.ndarray, preds: np.ndarray, name: str = 'prediction') -> dict[str, str]:
-    """Write ``preds.npy`` (the predicted frames ``(N, C, H, W)`` in [0, 1]), ``preds.gif`` (the inputs, then the
-    prediction) and ``grid.png`` (the inputs over the predicted frames) into ``out_dir``; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {'preds': osp.join(out_dir, PREDS_FILE)}
-    np.save(paths['preds'], preds)
-    paths['grid'] = save_image(rollout_grid(inputs, preds, name), osp.join(out_dir, GRID_FILE))
-    frames = animation_frames(inputs[None], None, preds[None], name, (0,), scale=2 * display_scale(*inputs.shape[-2:]))
-    paths['gif'] = save_animation(frames, osp.join(out_dir, GIF_FILE))
+    """Write ``preds.npy`` (the predicted frames ``(N, C, H, W)``, in the data's values), ``preds.gif`` (the
+    inputs, then the prediction) and ``grid.png`` (the inputs over the predicted frames) into ``out_dir`` as one set
+    (:func:`~openstl_hrvq.files.atomic_set`: a failed write leaves the previous prediction's files whole);
+    returns their paths."""
+    paths = {'preds': osp.join(out_dir, PREDS_FILE), 'grid': osp.join(out_dir, GRID_FILE),
+             'gif': osp.join(out_dir, GIF_FILE)}
+    shown_inputs, shown_preds = unit_range(inputs, inputs, preds)      # data outside [0, 1]: the inputs' range
+    grid = rollout_grid(shown_inputs, shown_preds, name)
+    frames = animation_frames(shown_inputs[None], None, shown_preds[None], name, (0,),
+                              scale=2 * display_scale(*inputs.shape[-2:]))
+    with atomic_set(paths) as handles:
+        np.save(handles['preds'], preds)
+        write_image(grid, handles['grid'], paths['grid'])
+        write_gif(frames, handles['gif'])
     return paths

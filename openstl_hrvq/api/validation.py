@@ -55,6 +55,16 @@ RUNNER_KEYS = {
     'val_from': Key("validation data: 'train' (held out of the training data) or 'test' (OpenSTL's arrangement)",
                     Rule(choices=VAL_SOURCES)),
     'val_size': Key('validation sequences (None: as many as the test set, at most 1,000)', Rule(int, 1, optional=True)),
+    # OpenSTL's WeatherBench loader (dataloader_weather.py; its resolution, data_split, comes from the dataname)
+    'train_time': Key("WeatherBench: first and last year of the training data, e.g. ['2010', '2015']", ANY),
+    'val_time': Key("WeatherBench: years OpenSTL's loader also opens (they must exist); validation is still "
+                    "held out of training, or the test set with val_from='test'", ANY),
+    'test_time': Key("WeatherBench: first and last year of the test data, e.g. ['2017', '2018']", ANY),
+    'idx_in': Key('WeatherBench: hour offsets of the input frames, e.g. [-11, ..., 0]', ANY, SHAPE),
+    'idx_out': Key('WeatherBench: hour offsets of the predicted frames, e.g. [1, ..., 12]', ANY, SHAPE),
+    'step': Key('WeatherBench: hours between consecutive samples', COUNT),
+    'level': Key('WeatherBench multi-variable data: the pressure levels used (an int: the last n; a list: those)',
+                 ANY, SHAPE),
     # method
     'method': Key('method name (SHRVQVAE, or one of OpenSTL\'s)', TEXT, SHAPE),
     'config_file': Key('the flat Python config file (-c)', Rule(str, optional=True)),

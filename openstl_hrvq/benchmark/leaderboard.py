@@ -158,7 +158,7 @@ def draw_pictures(test_set: TestSet, predictions: dict[str, np.ndarray], out_dir
     """The prediction grid (PNG) and one animation per row; returns name -> path."""
     samples = [s for s in options.grid_samples if s < len(test_set.inputs)]
     names = list(predictions)
-    inputs, trues, *shown_preds = unit_range(test_set.trues, test_set.inputs, test_set.trues,
+    inputs, trues, *shown_preds = unit_range((test_set.inputs, test_set.trues), test_set.inputs, test_set.trues,
                                              *(predictions[name] for name in names))
     predictions = dict(zip(names, shown_preds))
     paths = {'grid': save_image(prediction_grid(inputs, trues, predictions, samples), osp.join(out_dir, GRID_FILE))}

@@ -172,32 +172,32 @@ def run_entry(entry: Entry, config: dict, load: bool = False, ckpt: str | None =
         if not load and has_progress(config):
             log.info('%s: continuing its interrupted training (--resume)', entry.label)
             config = dict(config, resume=True)
-    experiment = Experiment(config)
-    record_path = osp.join(experiment.save_dir, ENTRY_RECORD)
-    if load:
-        path = checkpoint_path(experiment.save_dir, ckpt)
-        previous = read_record(record_path, osp.join(osp.dirname(osp.dirname(path)), ENTRY_RECORD))
-        train_time, steps = previous.get('train_time_s'), previous.get('train_steps')
-        log.info('%s: loading %s instead of training', entry.label, path)
-    else:
-        start = time.perf_counter()
-        experiment.train()
-        train_time, steps = time.perf_counter() - start, int(experiment.trainer.global_step)
-        path = experiment.best_checkpoint
-    experiment.test(path)
-    device = experiment.device
-    cost = measure_cost(config['method'], experiment.method.model, config, device, protocol)
-    dataset = experiment.test_loader.dataset
-    run = EntryRun(label=entry.label, save_dir=experiment.save_dir, epochs=int(config['epoch']),
-                   train_size=config.get('train_size'), train_steps=steps, train_time_s=train_time,
-                   params=cost['params'], flops=cost['flops'], throughput=cost['throughput'], device=device,
-                   test_mean=_json_ready(getattr(dataset, 'mean', None)),
-                   test_std=_json_ready(getattr(dataset, 'std', None)),
-                   model_config={key: _json_ready(config[key]) for key in SWEEP_KEYS if key in config},
-                   scores=dict(experiment.method.test_results), per_frame=dict(experiment.method.test_per_frame),
-                   decoding=getattr(experiment.method.model, 'decoding', DIRECT_DECODING), checkpoint=path)
-    save_json(record_path, dict(asdict(run), config=identity(config)))
-    experiment.close()
+    # The folder's lock is released however the entry ends: a failed entry must not block the next run in it.
+    with Experiment(config) as experiment:
+        record_path = osp.join(experiment.save_dir, ENTRY_RECORD)
+        if load:
+            path = checkpoint_path(experiment.save_dir, ckpt)
+            previous = read_record(record_path, osp.join(osp.dirname(osp.dirname(path)), ENTRY_RECORD))
+            train_time, steps = previous.get('train_time_s'), previous.get('train_steps')
+            log.info('%s: loading %s instead of training', entry.label, path)
+        else:
+            start = time.perf_counter()
+            experiment.train()
+            train_time, steps = time.perf_counter() - start, int(experiment.trainer.global_step)
+            path = experiment.best_checkpoint
+        experiment.test(path)
+        device = experiment.device
+        cost = measure_cost(config['method'], experiment.method.model, config, device, protocol)
+        dataset = experiment.test_loader.dataset
+        run = EntryRun(label=entry.label, save_dir=experiment.save_dir, epochs=int(config['epoch']),
+                       train_size=config.get('train_size'), train_steps=steps, train_time_s=train_time,
+                       params=cost['params'], flops=cost['flops'], throughput=cost['throughput'], device=device,
+                       test_mean=_json_ready(getattr(dataset, 'mean', None)),
+                       test_std=_json_ready(getattr(dataset, 'std', None)),
+                       model_config={key: _json_ready(config[key]) for key in SWEEP_KEYS if key in config},
+                       scores=dict(experiment.method.test_results), per_frame=dict(experiment.method.test_per_frame),
+                       decoding=getattr(experiment.method.model, 'decoding', DIRECT_DECODING), checkpoint=path)
+        save_json(record_path, dict(asdict(run), config=identity(config)))
     return run
 
 

@@ -15,9 +15,9 @@ import random
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from openstl_hrvq.distributed_utils import group_exists, group_rank, world_size
 from openstl_hrvq.errors import ConfigError
 
 #: Where the validation split comes from: the training data (default) or, as OpenSTL does, the test set.
@@ -34,9 +34,7 @@ DEFAULT_VAL_BLOCKS = 100
 
 
 def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
+    return world_size(), group_rank()
 
 
 class EpochStreamSampler(DistributedSampler):
@@ -223,7 +221,7 @@ def build_loaders(train_set: Dataset, test_set: Dataset, batch_size: int, val_ba
     """
     common = dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(),
                   persistent_workers=num_workers > 0)
-    distributed = distributed and dist.is_available() and dist.is_initialized()
+    distributed = distributed and group_exists()
     if train_sampler is None and distributed:
         train_sampler = DistributedSampler(train_set, shuffle=True)
     train = DataLoader(train_set, batch_size=batch_size, shuffle=train_sampler is None, sampler=train_sampler,

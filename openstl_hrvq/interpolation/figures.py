@@ -5,15 +5,13 @@ For each task one good and one poor example are shown, taken at low / high quant
 """
 from __future__ import annotations
 
-import os
-import os.path as osp
-
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
+from openstl_hrvq.files import save_figure  # noqa: E402
 from openstl_hrvq.interpolation.evaluation import RowOutputs, per_sequence_mse  # noqa: E402
 from openstl_hrvq.interpolation.protocol import TASKS  # noqa: E402
 
@@ -65,7 +63,6 @@ def example_figure(outputs: RowOutputs, title: str, path: str, quantiles: tuple[
         line[0].set_ylabel(f'{task.name}\n{example["label"]} (#{sequence})\nMSE {example["mse"]:.1f}', fontsize=8)
     fig.colorbar(diff, ax=axes[:, -1].tolist(), shrink=0.6)
     fig.suptitle(title, fontsize=10)
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
     return path

@@ -16,6 +16,7 @@ from openstl_hrvq.models import SHRVQVAE_Model
 SHRVQVAE_METHOD = register_method(
     'shrvqvae', SHRVQVAE, display_name='S-HR-VQVAE', config_stem='shvqvae', frame_input=True,
     # Each stage freezes a sub-model, which plain DDP reports as unused parameters.
-    ddp_strategy='ddp_find_unused_parameters_true', key_sources=(SHRVQVAE_Model, StageSchedule, TrainingConfig), keys=SHRVQVAE_KEYS)
+    ddp_strategy='ddp_find_unused_parameters_true', key_sources=(SHRVQVAE_Model, StageSchedule, TrainingConfig),
+    keys=SHRVQVAE_KEYS)
 
 __all__ = ['SHRVQVAE', 'SHRVQVAE_METHOD', 'STAGES', 'StageSchedule', 'TrainingConfig', 'LeaderboardTestMixin']

@@ -10,18 +10,16 @@ from __future__ import annotations
 import numpy as np
 import torch.distributed as dist
 
-
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+from openstl_hrvq.distributed_utils import group_rank, world_size
 
 
 def gather_in_rank_order(arrays: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
     """Every rank's ``arrays`` (name -> ``(N_r, ...)``; None for a rank without items) concatenated along the
     first axis in rank order, on rank 0; None on the other ranks. A single process gets ``arrays`` back."""
-    world = _world_size()
+    world = world_size()
     if world == 1:
         return arrays
-    parts = [None] * world if dist.get_rank() == 0 else None
+    parts = [None] * world if group_rank() == 0 else None
     dist.gather_object(arrays, parts, dst=0)
     if parts is None:
         return None
@@ -31,7 +29,7 @@ def gather_in_rank_order(arrays: dict[str, np.ndarray] | None) -> dict[str, np.n
 
 def share_from_rank_zero(value):
     """``value`` as rank 0 has it, on every rank (the other ranks pass None); a single process keeps its own."""
-    if _world_size() == 1:
+    if world_size() == 1:
         return value
     box = [value]
     dist.broadcast_object_list(box, src=0)

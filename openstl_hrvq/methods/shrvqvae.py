@@ -267,7 +267,8 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         prior_loss = self._prior_cross_entropy(indices)
         decoded = self.model.differentiable_rollout(indices[:, :num_context])
         recon = F.mse_loss(decoded, frames[:, num_context:])
-        return prior_loss + self.training_config.joint_lambda * recon, {'prior_ce': prior_loss, 'pred_recon_loss': recon}
+        loss = prior_loss + self.training_config.joint_lambda * recon
+        return loss, {'prior_ce': prior_loss, 'pred_recon_loss': recon}
 
     def training_step(self, batch, batch_idx):
         batch_x, batch_y = batch

@@ -58,7 +58,7 @@ TABLE = {
     'vq_lr': Key('learning rate of stage vq (None: lr)', STAGE_LR, APPLIED),
     'prior_lr': Key('learning rate of stage prior (None: lr)', STAGE_LR, APPLIED),
     'joint_lr': Key('learning rate of stage joint (None: lr)', STAGE_LR, APPLIED),
-    'sched': Key("each stage's schedule over its steps: 'constant', 'cosine' or 'onecycle'",
+    'sched': Key("each stage's schedule over its steps: 'constant' (or 'none', the same), 'cosine' or 'onecycle'",
                  Rule(choices=SCHEDULES), RESTORED),
     'min_lr': Key("the cosine schedule's final learning rate", NON_NEGATIVE, APPLIED),
     'warmup_epoch': Key('epochs of linear warm-up from warmup_lr at the start of each stage', Rule(int, 0), APPLIED),

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Mapping
 
-from openstl_hrvq.methods.shrvqvae_keys import PRIOR_LOSS_FRAMES, SCHEDULES, check_keys
+from openstl_hrvq.methods.shrvqvae_keys import check_keys
 
-__all__ = ['TrainingConfig', 'PRIOR_LOSS_FRAMES', 'SCHEDULES']
+__all__ = ['TrainingConfig']
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class TrainingConfig:
         opt: each stage's optimizer: 'adam' (paper), 'adamw' or 'sgd'.
         lr: the learning rate of every stage without its own ``<stage>_lr`` (paper: 3e-4).
         vq_lr, prior_lr, joint_lr: a stage's own learning rate, or None for ``lr``.
-        sched: each stage's learning-rate schedule: 'constant', 'cosine' or 'onecycle'.
+        sched: each stage's learning-rate schedule: 'constant' (or 'none', OpenSTL's spelling), 'cosine' or
+            'onecycle'.
         min_lr: the cosine schedule's final learning rate.
         warmup_epoch, warmup_lr: each stage's first ``warmup_epoch`` epochs rise linearly from ``warmup_lr``.
         final_div_factor: the onecycle schedule's.

@@ -21,6 +21,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from openstl_hrvq.distributed_utils import world_size
+
 logger = logging.getLogger(__name__)
 
 __all__ = ['HierarchicalResidualQuantizer', 'QuantizerOutput']
@@ -67,15 +69,9 @@ def _nearest_child(residual: Tensor, parent: Tensor, book: Tensor) -> Tensor:
     return (residual.unsqueeze(1) - book[parent]).pow(2).sum(-1).argmin(1)
 
 
-def _distributed_world() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
 def _all_reduce_sum(tensor: Tensor) -> Tensor:
     """Sum ``tensor`` over DDP ranks in place (no-op outside torch.distributed)."""
-    if _distributed_world() > 1:
+    if world_size() > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
@@ -91,7 +87,7 @@ def _agree_across_ranks(candidates: Tensor, available: Tensor) -> tuple[Tensor, 
         The candidates of the first rank that has them for each parent (rank 0's when none has),
         ``(P, M, D)``, and ``(P,)`` bool whether any rank had them.
     """
-    world = _distributed_world()
+    world = world_size()
     if world == 1:
         return candidates, available
     gathered = [torch.empty_like(candidates) for _ in range(world)]
