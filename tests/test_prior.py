@@ -209,6 +209,19 @@ def test_resampled_history_holds_the_priors_own_one_step_predictions(order):
     assert not torch.equal(history, indices)
 
 
+def test_resampling_keeps_the_input_frames_exact_when_asked():
+    """keep_frames = k (prior_resample_frames = 'future') never swaps frames < k, and swaps frames >= k
+    exactly as keep_frames = 1 does (one round reads the true frames, so the predictions are the same)."""
+    prior = tiny_prior(num_layers=2)
+    indices = torch.randint(0, 4, (2, 5, 2, 4, 5))
+    every = prior.resample_history(indices, 1.0, temperature=0.0)
+    future = prior.resample_history(indices, 1.0, temperature=0.0, keep_frames=3)
+    assert torch.equal(future[:, :3], indices[:, :3])
+    assert torch.equal(future[:, 3:], every[:, 3:])
+    assert not torch.equal(every[:, 1:3], indices[:, 1:3])
+    assert torch.equal(prior.resample_history(indices, 1.0, keep_frames=5), indices)
+
+
 def test_resampling_rounds_reach_the_full_rollout():
     """T - 1 rounds at probability 1 turn the history into the prior's own argmax rollout from frame 0."""
     prior = tiny_prior(num_layers=2)

@@ -246,9 +246,11 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         prior, config = self.model.prior, self.training_config
         history = None
         if config.prior_resample_prob > 0:
+            keep = self.hparams.pre_seq_length if config.prior_resample_frames == 'future' else 1
             with torch.no_grad():
                 history = prior.resample_history(indices, config.prior_resample_prob,
-                                                 config.prior_resample_temperature, config.prior_resample_rounds)
+                                                 config.prior_resample_temperature, config.prior_resample_rounds,
+                                                 keep_frames=keep)
         first_frame = 1 if config.prior_loss_frames == 'all' else self.hparams.pre_seq_length
         return prior.loss(indices, first_frame, history=history, layer_weights=config.prior_layer_weights)
 

@@ -80,6 +80,9 @@ TABLE = {
                              Rule(choices=PRIOR_LOSS_FRAMES), APPLIED),
     'prior_resample_prob': Key("probability that a past frame is the prior's own prediction in training",
                                Rule(float, 0, 1), APPLIED),
+    'prior_resample_frames': Key("frames that may be resampled: 'all' after the first, or 'future' only (the "
+                                 "input frames stay exact, as at test time)", Rule(choices=PRIOR_LOSS_FRAMES),
+                                 APPLIED),
     'prior_resample_temperature': Key('temperature of those predictions (0: argmax)', NON_NEGATIVE, APPLIED),
     'prior_resample_rounds': Key('rounds of self-resampling', COUNT, APPLIED),
     'prior_layer_weights': Key("weight of each layer's cross-entropy (None: equal)", Rule(None), APPLIED),

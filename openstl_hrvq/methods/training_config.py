@@ -38,7 +38,8 @@ class TrainingConfig:
         joint_lambda: weight of the reconstruction term of eq. 9 (paper: 0.11).
         vq_frames: random frames per clip the tokenizer trains on, or None for every frame.
         prior_loss_frames: 'future' (eq. 7 as in the paper) or 'all' frames after the first.
-        prior_resample_prob, prior_resample_temperature, prior_resample_rounds: self-resampled histories.
+        prior_resample_prob, prior_resample_temperature, prior_resample_rounds: self-resampled histories;
+        prior_resample_frames: which frames they may swap, 'all' after the first or 'future' only.
         prior_layer_weights: weight of each layer's cross-entropy, or None for equal weights.
     """
 
@@ -65,6 +66,7 @@ class TrainingConfig:
     prior_resample_prob: float = 0.0
     prior_resample_temperature: float = 1.0
     prior_resample_rounds: int = 1
+    prior_resample_frames: str = 'all'
     prior_layer_weights: tuple[float, ...] | None = None
 
     @classmethod

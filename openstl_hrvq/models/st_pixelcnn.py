@@ -184,13 +184,15 @@ class STPixelCNN(nn.Module):
 
     @torch.no_grad()
     def resample_history(self, indices: torch.Tensor, probability: float, temperature: float = 1.0,
-                         rounds: int = 1) -> torch.Tensor:
+                         rounds: int = 1, keep_frames: int = 1) -> torch.Tensor:
         """Self-resampled history for rollout-robust training (scheduled sampling on the prior's own outputs).
 
         indices (B, T, L, h, w) -> history (B, T, L, h, w). In each of `rounds` rounds, every frame t >= 1 of
         every clip is, with `probability`, replaced by the frame the prior decodes (sampled at `temperature`;
         0 takes the argmax) from the frames before t in the previous round's history (the first round reads
-        the true frames); frame 0 is always kept. One round shows the prior its one-step mistakes, r rounds
+        the true frames); the first `keep_frames` (>= 1) frames are always kept, so with the number of input
+        frames only the frames a rollout predicts are swapped, and the inputs stay exact as they are at test
+        time. One round shows the prior its one-step mistakes, r rounds
         mistakes made on up to r - 1 of its own frames, T - 1 rounds at probability 1 its full rollout.
         Trained on such histories with the true targets, the prior learns to continue from its own mistakes
         instead of compounding them, which a purely teacher-forced prior never sees (exposure bias).
@@ -201,8 +203,9 @@ class STPixelCNN(nn.Module):
         """
         indices = self._check_indices(indices, 'indices')
         batch, frames = indices.shape[:2]
+        keep = max(1, int(keep_frames))
         history = indices
-        if frames < 2 or probability <= 0:
+        if frames <= keep or probability <= 0:
             return history
         table = self.embedding.prefix_table()
         for _ in range(int(rounds)):
@@ -214,6 +217,7 @@ class STPixelCNN(nn.Module):
             else:
                 decoded = _choose(self._logits(indices, 1, history).movedim(3, 1), float(temperature))
             replace = torch.rand(batch, frames - 1, 1, 1, 1, device=indices.device) < probability
+            replace[:, :keep - 1] = False
             history = torch.cat([indices[:, :1], torch.where(replace, decoded, history[:, 1:])], dim=1)
         return history
 
