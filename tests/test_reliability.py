@@ -57,6 +57,9 @@ def test_sigterm_and_sigint_exit_143_and_130_and_resume_continues_the_stopped_tr
     assert main(argv + ['--resume']) == 0
     logs = ''.join(path.read_text() for path in ckpts.parent.glob('train_*.log'))
     assert f"Resuming training from {ckpts / 'interrupted.ckpt'}" in logs
+    step, per_epoch = state['global_step'], total // 2
+    if step % per_epoch:            # stopped inside an epoch: the runner says what resuming there means
+        assert f'The checkpoint is from step {step % per_epoch} of epoch {step // per_epoch}' in logs
     assert torch.load(ckpts / 'last.ckpt', map_location='cpu', weights_only=False)['global_step'] == total
     assert not (ckpts / 'interrupted.ckpt').exists()
     # tools/test.py, stopped while it tests (400 sequences take a while)

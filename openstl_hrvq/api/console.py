@@ -21,6 +21,7 @@ IGNORED_WARNINGS = (
     r'`weights_only` was not set',                                    # Lightning loading our own checkpoints
     r'.*does not have many workers which may be a bottleneck',         # the CPU configs choose few on purpose
     r'`torch\.jit\.script` is deprecated',                            # fvcore scripts a loss when imported
+    r"You're resuming from a checkpoint that ended before the epoch ended",  # the runner says what it means
 )
 
 #: Lightning's informational lines (hardware report, tips, "fit stopped", "seed set"): their loggers are

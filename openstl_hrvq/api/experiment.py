@@ -274,12 +274,29 @@ class Experiment:
             if problem:
                 raise self._mismatch(ckpt, state.get('hyper_parameters') or {}, problem)
             log.info('Resuming training from %s (global step %d)', ckpt, start_step)
+            self._explain_mid_epoch_resume(start_step)
         elif self.rank == 0:     # only rank 0 of a multi-process run touches the folder's files
             self._claim_checkpoint_dir()
         self.interrupt_checkpoint.start_step = start_step
         if not self.config.get('no_display_method_info'):
             self.display_method_info()
         self.trainer.fit(self.method, self.train_loader, self.val_loader, ckpt_path=ckpt)
+
+    def _explain_mid_epoch_resume(self, start_step: int) -> None:
+        """One line in place of Lightning's warning about a checkpoint from the middle of an epoch: what it means
+        for this runner's data (the loaders keep no position, so the epoch's remaining steps re-read its first
+        batches) and what stays exact. One process only: there the loader's length is the epoch's step count."""
+        per_node = self.devices if isinstance(self.devices, int) else len(self.devices)
+        processes = per_node * int(self.config['num_nodes'])
+        try:
+            steps_per_epoch = len(self.train_loader)
+        except TypeError:
+            return
+        if processes == 1 and steps_per_epoch and start_step % steps_per_epoch:
+            done = start_step % steps_per_epoch
+            log.info("The checkpoint is from step %d of epoch %d: the epoch's remaining %d steps read its batches "
+                     'from the start again; the step count, stages and learning-rate schedule continue exactly',
+                     done, start_step // steps_per_epoch, steps_per_epoch - done)
 
     def _mismatch(self, path: str, trained: dict, detail: str | None = None) -> CheckpointError:
         """The one-line error for a checkpoint whose weights do not fit this config's model: both configs and the
