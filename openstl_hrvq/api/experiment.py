@@ -149,7 +149,8 @@ class Experiment:
         self.strategy = resolve_strategy(config, self.devices)
         #: The global rank (not LOCAL_RANK, which is 0 on every node): only rank 0 locks, logs to the console and
         #: touches the folder's files.
-        self.rank = launcher_rank(self.devices if isinstance(self.devices, int) else len(self.devices))
+        self.processes_per_node = self.devices if isinstance(self.devices, int) else len(self.devices)
+        self.rank = launcher_rank(self.processes_per_node)
         # One live run per folder, taken before anything in it is written, released by close() (or when this
         # object is collected, or the process ends).
         self._lock = lock_experiment(self.save_dir, self.rank)
@@ -286,8 +287,7 @@ class Experiment:
         """One line in place of Lightning's warning about a checkpoint from the middle of an epoch: what it means
         for this runner's data (the loaders keep no position, so the epoch's remaining steps re-read its first
         batches) and what stays exact. One process only: there the loader's length is the epoch's step count."""
-        per_node = self.devices if isinstance(self.devices, int) else len(self.devices)
-        processes = per_node * int(self.config['num_nodes'])
+        processes = self.processes_per_node * int(self.config['num_nodes'])
         try:
             steps_per_epoch = len(self.train_loader)
         except TypeError:
