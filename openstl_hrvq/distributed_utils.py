@@ -51,7 +51,3 @@ def launcher_rank(processes_per_node: int | None = None) -> int:
     per_node = max(1, int(processes_per_node or 1), local + 1)
     return node * per_node + local
 
-
-def is_launcher_rank_zero() -> bool:
-    """Whether this process is global rank 0 (see :func:`launcher_rank`)."""
-    return launcher_rank() == 0

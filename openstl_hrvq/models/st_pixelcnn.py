@@ -192,8 +192,8 @@ class STPixelCNN(nn.Module):
         0 takes the argmax) from the frames before t in the previous round's history (the first round reads
         the true frames); the first `keep_frames` (>= 1) frames are always kept, so with the number of input
         frames only the frames a rollout predicts are swapped, and the inputs stay exact as they are at test
-        time. One round shows the prior its one-step mistakes, r rounds
-        mistakes made on up to r - 1 of its own frames, T - 1 rounds at probability 1 its full rollout.
+        time. One round shows the prior its one-step mistakes, r rounds mistakes made on up to r - 1 of its
+        own frames, T - 1 rounds at probability 1 its full rollout.
         Trained on such histories with the true targets, the prior learns to continue from its own mistakes
         instead of compounding them, which a purely teacher-forced prior never sees (exposure bias).
 
