@@ -174,7 +174,8 @@ def write_gif(frames: Sequence[np.ndarray], handle, fps: float = 4.0) -> None:
 
 
 def save_animation(frames: Sequence[np.ndarray], path: str, fps: float = 4.0) -> str:
-    """Write frames as an animated GIF (looping) or, for ``.mp4``, a video (needs imageio's ffmpeg plugin), atomically."""
+    """Write frames as an animated GIF (looping) or, for ``.mp4``, a video (needs imageio's ffmpeg plugin);
+    atomically either way."""
     if path.lower().endswith('.gif'):
         return save_with(path, lambda handle: write_gif(frames, handle, fps))
     with atomic_path(path) as tmp:       # a video writer needs a real file name
