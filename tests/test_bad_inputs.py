@@ -211,6 +211,12 @@ MISTAKES = {
                                       r"epoch\)"),
     'bare tensor as checkpoint': (lambda t: ['--test', '--ckpt_path', torch_file(t, torch.zeros(3))],
                                   r"holds a Tensor, not a Lightning checkpoint"),
+    'masked with raster': (lambda t: ['--cfg-options', 'future_order=masked', 'decode_order=raster'],
+                           r"'decode_order' must be 'parallel' with future_order='masked'"),
+    'masked with resampling': (lambda t: ['--cfg-options', 'future_order=masked', 'prior_resample_prob=0.5'],
+                               r"'prior_resample_prob' must be 0 with future_order='masked'"),
+    'masked_steps with rollout': (lambda t: ['--cfg-options', 'masked_steps=4'],
+                                  r"'masked_steps' must be left out with future_order='rollout'"),
     'resume from weights only': (lambda t: ['--resume', '--ckpt_path', torch_file(t, {'state_dict': {}})],
                                  r'holds weights but no training state'),
 }

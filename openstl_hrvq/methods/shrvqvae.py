@@ -236,6 +236,8 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         ``prior_resample_prob = p`` trains on self-resampled histories (:meth:`STPixelCNN.resample_history`):
         each past frame is, with probability p, the prior's own one-step prediction, so that it learns to
         recover from its mistakes instead of drifting when it rolls out on its own predictions.
+        With ``future_order = 'masked'`` the trunk reads the future frames through a random training mask
+        (:meth:`STPixelCNN.training_mask`); the input frames' next-frame targets are unchanged.
         """
         with torch.no_grad():
             indices = self.model.vqvae.encode(frames)
@@ -251,8 +253,12 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
                 history = prior.resample_history(indices, config.prior_resample_prob,
                                                  config.prior_resample_temperature, config.prior_resample_rounds,
                                                  keep_frames=keep)
+        shown = None
+        if prior.future_order == 'masked':
+            shown = prior.training_mask(indices, self.hparams.pre_seq_length)
         first_frame = 1 if config.prior_loss_frames == 'all' else self.hparams.pre_seq_length
-        return prior.loss(indices, first_frame, history=history, layer_weights=config.prior_layer_weights)
+        return prior.loss(indices, first_frame, history=history, layer_weights=config.prior_layer_weights,
+                          shown=shown)
 
     def joint_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Stage ``joint`` (eq. 9): L_prior + lambda * ||x - D(e_C(predicted codes))||^2, frames (B, T, C, H, W).

@@ -10,7 +10,7 @@ from openstl_hrvq.config_keys import (APPLIED, COUNT, FLAG, FREE, NON_NEGATIVE, 
                                       check_table, fail)
 from openstl_hrvq.method_registry import MethodKeys
 from openstl_hrvq.methods.stage_schedule import STAGES, StageSchedule
-from openstl_hrvq.models.st_pixelcnn import DECODE_ORDERS
+from openstl_hrvq.models.st_pixelcnn import DECODE_ORDERS, FUTURE_ORDERS
 from openstl_hrvq.modules.path_embedding import MAX_PATH_ROWS
 
 #: Which frames the prior's cross-entropy scores: the predicted ones (paper) or every frame after the first.
@@ -43,6 +43,9 @@ TABLE = {
     'prior_local_blocks': Key('gated causal 3D blocks at full token resolution in the prior', Rule(int, 0), SHAPE),
     'decode_order': Key("'parallel' (layer by layer) or 'raster' (paper) decoding of the codes",
                         Rule(choices=DECODE_ORDERS), SHAPE),
+    'future_order': Key("'rollout' (paper: frame by frame) or 'masked' (every future frame at once from the inputs, "
+                        "MaskGIT-style)", Rule(choices=FUTURE_ORDERS), SHAPE),
+    'masked_steps': Key("the masked order's refinements per prediction", COUNT, FREE),
     'sample_temperature': Key('0: argmax tokens (paper); > 0: sample the prior at this temperature',
                               NON_NEGATIVE, FREE),
     'decoding_samples': Key('rollouts averaged into a prediction (> 1 needs sample_temperature > 0)', COUNT, FREE),
@@ -122,6 +125,16 @@ def check_constraints(config: dict, explicit: frozenset = frozenset()) -> None:
     if get('decoding_samples', 1) > 1 and get('sample_temperature', 0.0) <= 0:
         fail('sample_temperature', get('sample_temperature', 0.0),
              f'> 0 when decoding_samples={get("decoding_samples")} (it averages sampled rollouts)')
+    if get('future_order', 'rollout') == 'masked':
+        if get('decode_order', 'parallel') != 'parallel':
+            fail('decode_order', get('decode_order'), "'parallel' with future_order='masked' (it decodes every "
+                                                      "future frame at once)")
+        if get('prior_resample_prob', 0.0) > 0:
+            fail('prior_resample_prob', get('prior_resample_prob'), "0 with future_order='masked' (it never reads "
+                                                                    "its own earlier predictions)")
+    elif 'masked_steps' in explicit:
+        fail('masked_steps', get('masked_steps'), "left out with future_order='rollout' (it is the masked "
+                                                  "order's)")
     used = [stage for stage in STAGES if get(f'{stage}_epochs', 0)]
     if not {'vq', 'prior'} & set(used):
         fail('vq_epochs', get('vq_epochs', 0), '> 0, or prior_epochs > 0 (the schedule trains nothing)')

@@ -34,6 +34,11 @@ class SHRVQVAE_Model(nn.Module):
         decoding_samples: N >= 1; with N > 1 the prediction is the mean of N frame sequences decoded from N
             rollouts sampled at ``sample_temperature`` (> 0): an estimate of the conditional mean, which is
             what MSE rewards, where the argmax rollout commits to one guess per position.
+        future_order: ``'rollout'`` (paper: each future frame from the frames predicted before it) or
+            ``'masked'`` (every future frame at once from the inputs, MaskGIT-style; see
+            :mod:`~openstl_hrvq.models.st_pixelcnn`).
+        masked_steps: the masked order's refinements per prediction (1: each future frame from the inputs
+            alone; more: the most confident tokens of each refinement become context for the next).
     """
 
     def __init__(self, in_shape: Sequence[int], pre_seq_length: int | None = None,
@@ -43,7 +48,7 @@ class SHRVQVAE_Model(nn.Module):
                  vq_value_range: Sequence[float] | None = (0.0, 1.0), prior_hidden: int = 64,
                  prior_blocks: int = 4, prior_heads: int = 4, prior_kernel: int = 3, prior_local_blocks: int = 0,
                  decode_order: str = 'parallel', sample_temperature: float = 0.0, decoding_samples: int = 1,
-                 **unused_config):
+                 future_order: str = 'rollout', masked_steps: int = 1, **unused_config):
         super().__init__()
         if len(in_shape) != 4:
             raise ValueError(f'in_shape must be (T, C, H, W), got {tuple(in_shape)}.')
@@ -62,7 +67,11 @@ class SHRVQVAE_Model(nn.Module):
         self.prior = STPixelCNN(num_layers=vq_layers, codebook_size=vq_codebook_size,
                                 hidden_channels=prior_hidden, num_blocks=prior_blocks, num_heads=prior_heads,
                                 kernel_size=prior_kernel, max_frames=self.pre_seq_length + self.aft_seq_length,
-                                decode_order=decode_order, local_blocks=prior_local_blocks)
+                                decode_order=decode_order, local_blocks=prior_local_blocks,
+                                future_order=future_order)
+        if not isinstance(masked_steps, int) or masked_steps < 1:
+            raise ValueError(f'masked_steps must be a positive integer, got {masked_steps!r}.')
+        self.masked_steps = masked_steps
 
     def set_decoding(self, sample_temperature: float, decoding_samples: int = 1) -> None:
         """Choose how predictions are decoded (see the class docstring); :func:`decoding_keys` names the usual ones."""
@@ -127,7 +136,8 @@ class SHRVQVAE_Model(nn.Module):
         while remaining > 0:
             window = min(remaining, self.aft_seq_length)
             context = codes[:, -self.pre_seq_length:]
-            predicted = self.prior.predict(context, window, temperature=self.sample_temperature, samples=copies)
+            predicted = self.prior.predict(context, window, temperature=self.sample_temperature, samples=copies,
+                                           steps=self.masked_steps)
             codes = torch.cat([context.repeat_interleave(copies, dim=0), predicted], dim=1)
             copies = 1
             future.append(predicted)
@@ -148,8 +158,15 @@ class SHRVQVAE_Model(nn.Module):
         """
         num_context = context.shape[1]
         with torch.no_grad():
-            future = self.prior.predict(context, self.aft_seq_length, temperature=self.sample_temperature)
-        logits = self.prior(torch.cat([context, future], dim=1), first_frame=num_context)   # (B, T', L, M, h, w)
+            future = self.prior.predict(context, self.aft_seq_length, temperature=self.sample_temperature,
+                                        steps=self.masked_steps)
+        clip = torch.cat([context, future], dim=1)
+        shown = None
+        if self.prior.future_order == 'masked':
+            # the first refinement's view (every future token hidden); with masked_steps = 1 the decoding's own
+            shown = torch.zeros_like(clip[:, :, 0], dtype=torch.bool)
+            shown[:, :num_context] = True
+        logits = self.prior(clip, first_frame=num_context, shown=shown)         # (B, T', L, M, h, w)
         probabilities = logits.softmax(dim=3)
         chosen = nn.functional.one_hot(future, self.vqvae.codebook_size).movedim(-1, 3).to(probabilities.dtype)
         weights = chosen + probabilities - probabilities.detach()
