@@ -87,10 +87,10 @@ def test_shared_context_equals_repeated_clips(steps, temperature):
         assert not torch.equal(shared[0], shared[1])
 
 
-def test_refinements_keep_what_they_showed():
-    """With several refinements the positions shown after the first are decoded once, at their most confident:
-    the argmax prediction differs from the one-step one, and feeding the one-step prediction back as shown
-    history changes the later frames' logits (the refinements read it)."""
+def test_refinements_change_the_later_frames_only():
+    """Later refinements read the tokens earlier ones showed, so the later future frames differ from the
+    one-step prediction; the first future frame's context is the inputs alone, so at argmax every refinement
+    decodes it as the first did."""
     prior = masked_prior()
     torch.manual_seed(4)
     context = torch.randint(0, 4, (4, 4, 3, 4, 4))
