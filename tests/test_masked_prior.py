@@ -9,14 +9,6 @@ from openstl_hrvq.models import STPixelCNN
 from openstl_hrvq.models.shrvqvae_model import SHRVQVAE_Model
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def masked_prior(**kwargs):
     """A small double-precision masked prior with random weights (an untrained one decodes near-uniform noise,
     which would hide bugs in confidence ordering)."""
