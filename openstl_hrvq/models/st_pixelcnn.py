@@ -356,28 +356,28 @@ class STPixelCNN(nn.Module):
                                                          temperature, forced=tokens.flatten(0, 1),
                                                          forced_where=shown.flatten(0, 1))
             decoded = decoded.unflatten(0, (rows, num_future))
-            if step + 1 == steps:
-                return decoded
-            still_hidden = int(positions * math.cos(0.5 * math.pi * (step + 1) / steps))
-            confidence = log_prob.unflatten(0, (rows, num_future)).masked_fill(shown, float('inf')).flatten(1)
-            keep = confidence.argsort(dim=1, descending=True)[:, :positions - still_hidden]
-            shown = torch.zeros_like(shown).flatten(1).scatter(1, keep, torch.ones_like(keep, dtype=torch.bool))
-            shown = shown.view_as(tokens[:, :, 0])
-            tokens = torch.where(shown[:, :, None], decoded, tokens)
-        return tokens
+            if step + 1 < steps:
+                still_hidden = int(positions * math.cos(0.5 * math.pi * (step + 1) / steps))
+                confidence = log_prob.unflatten(0, (rows, num_future)).masked_fill(shown, float('inf')).flatten(1)
+                keep = confidence.argsort(dim=1, descending=True)[:, :positions - still_hidden]
+                shown = torch.zeros_like(shown).flatten(1).scatter(1, keep, torch.ones_like(keep, dtype=torch.bool))
+                shown = shown.view_as(tokens[:, :, 0])
+                tokens = torch.where(shown[:, :, None], decoded, tokens)
+        return decoded
 
     def _decode_parallel(self, context: torch.Tensor, table: torch.Tensor, temperature: float,
                          forced: Optional[torch.Tensor] = None, forced_where: Optional[torch.Tensor] = None
-                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """context (B, E, h, w) -> tokens (B, L, h, w), frame embedding S_L (B, E, h, w) and the log-probability
-        (B, h, w) of each position's decoded path under the prior.
+                         ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """context (B, E, h, w) -> tokens (B, L, h, w), frame embedding S_L (B, E, h, w) and, with `forced`, the
+        log-probability (B, h, w) of each position's decoded path under the prior (None without: the rollout
+        order does not rank positions).
 
         With `forced` tokens (B, L, h, w) the positions where `forced_where` (B, h, w) is True take those
         tokens instead of decoded ones (the masked order's shown positions).
         """
         known = torch.zeros_like(context)
         path = torch.zeros(context.shape[0], *context.shape[2:], dtype=torch.long, device=context.device)
-        log_prob = context.new_zeros(context.shape[0], *context.shape[2:])
+        log_prob = None if forced is None else context.new_zeros(context.shape[0], *context.shape[2:])
         tokens = []
         for layer in range(self.num_layers):
             features = self.head.layer_features(known + context, layer)
@@ -385,7 +385,7 @@ class STPixelCNN(nn.Module):
             token = _choose(logits, temperature)
             if forced is not None:
                 token = torch.where(forced_where, forced[:, layer], token)
-            log_prob = log_prob + logits.log_softmax(dim=1).gather(1, token[:, None])[:, 0]
+                log_prob = log_prob + logits.log_softmax(dim=1).gather(1, token[:, None])[:, 0]
             path = path * self.codebook_size + token
             known = self.embedding.row(layer + 1, path, table).permute(0, 3, 1, 2)
             tokens.append(token)
