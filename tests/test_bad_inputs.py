@@ -217,6 +217,8 @@ MISTAKES = {
                                r"'prior_resample_prob' must be 0 with future_order='masked'"),
     'masked_steps with rollout': (lambda t: ['--cfg-options', 'masked_steps=4'],
                                   r"'masked_steps' must be left out with future_order='rollout'"),
+    'prior average that never moves': (lambda t: ['--cfg-options', 'prior_ema_decay=1.0'],
+                                       r"'prior_ema_decay' must be a number in \[0, 1\): 0 for no average"),
     'resume from weights only': (lambda t: ['--resume', '--ckpt_path', torch_file(t, {'state_dict': {}})],
                                  r'holds weights but no training state'),
 }

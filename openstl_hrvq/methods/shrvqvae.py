@@ -22,16 +22,21 @@ import math
 import warnings
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 import torch
 import torch.nn.functional as F
 
 from openstl_hrvq.methods.evaluation import LeaderboardTestMixin
+from openstl_hrvq.methods.prior_average import PriorAverage
 from openstl_hrvq.methods.stage_schedule import STAGES, StageSchedule
 from openstl_hrvq.methods.training_config import TrainingConfig
 from openstl_hrvq.metrics import frame_sum_mse
 from openstl_hrvq.models import SHRVQVAE_Model
 
 log = logging.getLogger(__name__)
+
+#: Where the prior's weights sit in the method's ``state_dict``.
+PRIOR_PREFIX = 'model.prior.'
 
 
 
@@ -52,6 +57,9 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         self.model = SHRVQVAE_Model(**config)
         self.schedule = StageSchedule.from_config(config)
         self.training_config = TrainingConfig.from_config(config)
+        decay = self.training_config.prior_ema_decay
+        #: The moving average of the prior's weights that validation and checkpoints use (``prior_ema_decay``).
+        self.prior_average = PriorAverage(self.model.prior, decay) if decay > 0 else None
         self.stage = None          # set by the first training batch, from the (possibly restored) epoch
         self._announced_stage = None
         self.test_outputs = []
@@ -207,6 +215,28 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
                                 gradient_clip_algorithm=self.training_config.clip_mode)
         optimizer.step()
         self.lr_schedulers()[index].step()
+        if self.prior_average is not None and self.stage != 'vq':
+            self.prior_average.update(self.model.prior)
+
+    # ------------------------------------------------------------------ the prior's weight average
+    def on_validation_epoch_start(self):
+        if self.prior_average is not None and self.prior_average.updates:
+            self.prior_average.swap(self.model.prior)
+
+    def on_validation_epoch_end(self):
+        if self.prior_average is not None and self.prior_average.swapped:
+            self.prior_average.swap(self.model.prior)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """With ``prior_ema_decay`` the file's ``state_dict`` holds the averaged prior (what tests and predictions
+        read), the live one beside it (:meth:`PriorAverage.pack`)."""
+        if self.prior_average is not None:
+            self.prior_average.pack(checkpoint, PRIOR_PREFIX)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """``--resume`` continues training from the live prior, and the average from the saved one."""
+        if self._trainer is None or self.trainer.state.fn == TrainerFn.FITTING:
+            PriorAverage.unpack(checkpoint, PRIOR_PREFIX, self.prior_average, self.model.prior)
 
     # ------------------------------------------------------------------ losses of the three stages
     def vq_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:

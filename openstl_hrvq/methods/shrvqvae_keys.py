@@ -89,6 +89,8 @@ TABLE = {
     'prior_resample_temperature': Key('temperature of those predictions (0: argmax)', NON_NEGATIVE, APPLIED),
     'prior_resample_rounds': Key('rounds of self-resampling', COUNT, APPLIED),
     'prior_layer_weights': Key("weight of each layer's cross-entropy (None: equal)", Rule(None), APPLIED),
+    'prior_ema_decay': Key("decay d of a moving average of the prior's weights, which validation, checkpoints and "
+                           "tests use (0: none)", Rule(float, 0, 1), APPLIED),
 }
 
 #: Runner keys (OpenSTL's) that S-HR-VQVAE does not read, and what to use instead.
@@ -135,6 +137,8 @@ def check_constraints(config: dict, explicit: frozenset = frozenset()) -> None:
     elif 'masked_steps' in explicit:
         fail('masked_steps', get('masked_steps'), "left out with future_order='rollout' (it is the masked "
                                                   "order's)")
+    if get('prior_ema_decay', 0.0) == 1:
+        fail('prior_ema_decay', get('prior_ema_decay'), 'a number in [0, 1): 0 for no average, e.g. 0.99 (1 would never move it)')
     used = [stage for stage in STAGES if get(f'{stage}_epochs', 0)]
     if not {'vq', 'prior'} & set(used):
         fail('vq_epochs', get('vq_epochs', 0), '> 0, or prior_epochs > 0 (the schedule trains nothing)')

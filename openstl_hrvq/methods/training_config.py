@@ -41,6 +41,8 @@ class TrainingConfig:
         prior_resample_prob, prior_resample_temperature, prior_resample_rounds: self-resampled histories;
         prior_resample_frames: which frames they may swap, 'all' after the first or 'future' only.
         prior_layer_weights: weight of each layer's cross-entropy, or None for equal weights.
+        prior_ema_decay: decay of the moving average of the prior's weights that validation and checkpoints use
+            (:mod:`~openstl_hrvq.methods.prior_average`), or 0 for none.
     """
 
     opt: str = 'adam'
@@ -68,6 +70,7 @@ class TrainingConfig:
     prior_resample_rounds: int = 1
     prior_resample_frames: str = 'all'
     prior_layer_weights: tuple[float, ...] | None = None
+    prior_ema_decay: float = 0.0
 
     @classmethod
     def from_config(cls, config: Mapping) -> 'TrainingConfig':
