@@ -105,17 +105,18 @@ def test_validation_checkpoints_and_predictions_use_the_average_and_resume_conti
     straight.trainer.callbacks.append(recorder)
     straight.train()
     method, average = straight.method, straight.method.prior_average
-    assert average.updates == prior_steps and not average.swapped
-    averaged = list(average.average.module.parameters())
-    live = list(method.model.prior.parameters())
-    assert any(not torch.equal(a, p) for a, p in zip(averaged, live))
+    assert average.updates == prior_steps and average.swapped        # the fitted model holds the average
+    averaged = [p.detach().clone() for p in method.model.prior.parameters()]
     assert all(torch.equal(a, v) for a, v in zip(averaged, recorder.validated))     # validation scored the average
     ckpt = tmp_path / 'work_dirs' / 'straight' / 'checkpoints' / 'last.ckpt'
     state = torch.load(ckpt, map_location='cpu', weights_only=False)
     assert state[TRAINED_KEY]['updates'] == prior_steps
+    trained = state[TRAINED_KEY]['state_dict']
+    assert any(not torch.equal(trained[name], p) for name, p in zip(trained, averaged))
     predictor = load_predictor(str(ckpt), 'cpu')
-    assert predictor.method.prior_average is not None
     assert all(torch.equal(a, p) for a, p in zip(averaged, predictor.method.model.prior.parameters()))
+    loaded = SHRVQVAE.load_from_checkpoint(str(ckpt), map_location='cpu')         # Lightning's own reader
+    assert all(torch.equal(a, p) for a, p in zip(averaged, loaded.model.prior.parameters()))
     plain = SHRVQVAE(**dict(state['hyper_parameters'], prior_ema_decay=0.0))   # a config without the average
     plain.load_state_dict(state['state_dict'])
     assert all(torch.equal(a, p) for a, p in zip(averaged, plain.model.prior.parameters()))

@@ -8,7 +8,8 @@ keeps it.
 Which weights are used where:
 
 * training steps train the live prior, as without the average;
-* validation, and so the choice of ``best.ckpt``, scores the average (swapped in for the validation epoch);
+* validation, and so the choice of ``best.ckpt``, scores the average (swapped in for the validation epoch),
+  and after training the fitted model holds it, as with Lightning's ``WeightAveraging``;
 * a checkpoint file holds the average as ``model.prior`` in its ``state_dict``, so every reader of it --
   testing, ``tools/predict.py``, the leaderboard -- uses the average without knowing about it, and a
   checkpoint loads whether or not the reader's config averages. The live weights and the number of updates

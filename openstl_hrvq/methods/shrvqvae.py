@@ -227,6 +227,12 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         if self.prior_average is not None and self.prior_average.swapped:
             self.prior_average.swap(self.model.prior)
 
+    def on_train_end(self):
+        # the fitted model is the average, as in Lightning's WeightAveraging: a test that follows fit in the same
+        # process (OpenSTL's) scores it; a checkpoint written after this still stores both (PriorAverage.pack)
+        if self.prior_average is not None and self.prior_average.updates and not self.prior_average.swapped:
+            self.prior_average.swap(self.model.prior)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """With ``prior_ema_decay`` the file's ``state_dict`` holds the averaged prior (what tests and predictions
         read), the live one beside it (:meth:`PriorAverage.pack`)."""
@@ -234,8 +240,9 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
             self.prior_average.pack(checkpoint, PRIOR_PREFIX)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """``--resume`` continues training from the live prior, and the average from the saved one."""
-        if self._trainer is None or self.trainer.state.fn == TrainerFn.FITTING:
+        """``--resume`` continues training from the live prior, and the average from the saved one; any other load
+        (testing, ``load_from_checkpoint``) keeps the average as the prior."""
+        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             PriorAverage.unpack(checkpoint, PRIOR_PREFIX, self.prior_average, self.model.prior)
 
     # ------------------------------------------------------------------ losses of the three stages
