@@ -138,7 +138,8 @@ def check_constraints(config: dict, explicit: frozenset = frozenset()) -> None:
         fail('masked_steps', get('masked_steps'), "left out with future_order='rollout' (it is the masked "
                                                   "order's)")
     if get('prior_ema_decay', 0.0) == 1:
-        fail('prior_ema_decay', get('prior_ema_decay'), 'a number in [0, 1): 0 for no average, e.g. 0.99 (1 would never move it)')
+        fail('prior_ema_decay', get('prior_ema_decay'),
+             'a number in [0, 1): 0 for no average, e.g. 0.99 (1 would never move it)')
     used = [stage for stage in STAGES if get(f'{stage}_epochs', 0)]
     if not {'vq', 'prior'} & set(used):
         fail('vq_epochs', get('vq_epochs', 0), '> 0, or prior_epochs > 0 (the schedule trains nothing)')
