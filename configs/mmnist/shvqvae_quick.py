@@ -26,11 +26,16 @@ decode_order = 'parallel'
 sample_temperature = 1.0
 decoding_samples = 8
 # stage schedule (epochs; scaled proportionally when --epoch changes the total). The tokenizer trains on
-# 4 random frames of each clip per step: as good after the same steps, at a fifth of the cost.
+# 4 random frames of each clip per step: as good after the same steps, at a fifth of the cost. One tokenizer
+# epoch and six prior epochs: the prior gains more from the extra 64 steps than the coarser tokenizer loses
+# (measured, see docs/benchmarks.md).
 vq_frames = 4
-vq_epochs = 2
-prior_epochs = 5
+vq_epochs = 1
+prior_epochs = 6
 joint_epochs = 0
+# validate, choose and test a moving average of the prior's weights (window of about 20 steps), not the last
+# step's weights, which wander at a constant lr (measured better, see docs/benchmarks.md)
+prior_ema_decay = 0.95
 # the prior's cross-entropy on every frame after the first, not only the 10 future ones: 19 next-frame
 # targets per clip instead of 10 for the same trunk pass (measured better at this budget, see docs/benchmarks.md)
 prior_loss_frames = 'all'
