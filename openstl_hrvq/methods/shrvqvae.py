@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 PRIOR_PREFIX = 'model.prior.'
 
 
-
 class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
     """S-HR-VQVAE as an OpenSTL 1.0.0 method.
 
