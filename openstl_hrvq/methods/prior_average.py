@@ -43,8 +43,7 @@ class PriorAverage:
     def __init__(self, prior: nn.Module, decay: float):
         if not 0 < decay < 1:
             raise ValueError(f'The average of the prior needs a decay in (0, 1), got {decay}.')
-        self.decay = float(decay)
-        self.average = AveragedModel(prior, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=False)
+        self.average = AveragedModel(prior, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=False)
         self.average.requires_grad_(False)
         #: Whether the live prior holds the average's values right now (:meth:`swap`).
         self.swapped = False
@@ -71,13 +70,23 @@ class PriorAverage:
             averaged.copy_(kept.to(averaged.device))
         self.swapped = not self.swapped
 
+    def hold_average(self, prior: nn.Module) -> None:
+        """Let ``prior`` hold the average (for validation, and after training), once there is one."""
+        if self.updates and not self.swapped:
+            self.swap(prior)
+
+    def hold_trained(self, prior: nn.Module) -> None:
+        """Let ``prior`` hold its trained weights again (after validation)."""
+        if self.swapped:
+            self.swap(prior)
+
     def pack(self, checkpoint: dict, prefix: str) -> None:
         """Write the average into ``checkpoint['state_dict']`` (the prior's keys start with ``prefix``) and the
         live weights under :data:`TRAINED_KEY`; nothing before the first update."""
         if not self.updates:
             return
         state = checkpoint['state_dict']
-        averaged = {name: value.detach().clone() for name, value in self.average.module.named_parameters()}
+        averaged = {name: value.detach() for name, value in self.average.module.named_parameters()}
         live = {name: state[prefix + name] for name in averaged}
         if self.swapped:    # saved mid-validation: the prior holds the average, the average the live weights
             averaged, live = live, averaged

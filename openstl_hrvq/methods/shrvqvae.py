@@ -219,18 +219,18 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
 
     # ------------------------------------------------------------------ the prior's weight average
     def on_validation_epoch_start(self):
-        if self.prior_average is not None and self.prior_average.updates:
-            self.prior_average.swap(self.model.prior)
+        if self.prior_average is not None:
+            self.prior_average.hold_average(self.model.prior)
 
     def on_validation_epoch_end(self):
-        if self.prior_average is not None and self.prior_average.swapped:
-            self.prior_average.swap(self.model.prior)
+        if self.prior_average is not None:
+            self.prior_average.hold_trained(self.model.prior)
 
     def on_train_end(self):
         # the fitted model is the average, as in Lightning's WeightAveraging: a test that follows fit in the same
         # process (OpenSTL's) scores it; a checkpoint written after this still stores both (PriorAverage.pack)
-        if self.prior_average is not None and self.prior_average.updates and not self.prior_average.swapped:
-            self.prior_average.swap(self.model.prior)
+        if self.prior_average is not None:
+            self.prior_average.hold_average(self.model.prior)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """With ``prior_ema_decay`` the file's ``state_dict`` holds the averaged prior (what tests and predictions
