@@ -219,6 +219,10 @@ MISTAKES = {
                                   r"'masked_steps' must be left out with future_order='rollout'"),
     'prior average that never moves': (lambda t: ['--cfg-options', 'prior_ema_decay=1.0'],
                                        r"'prior_ema_decay' must be a number in \[0, 1\): 0 for no average"),
+    'expected codewords of an argmax rollout': (lambda t: ['--cfg-options', 'decoding_codewords=expected',
+                                                           'sample_temperature=0.0', 'decoding_samples=1'],
+                                                r"'decoding_codewords' must be 'sampled' unless the rollout order "
+                                                r"is sampled"),
     'resume from weights only': (lambda t: ['--resume', '--ckpt_path', torch_file(t, {'state_dict': {}})],
                                  r'holds weights but no training state'),
 }

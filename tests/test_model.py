@@ -119,6 +119,53 @@ def test_mean_of_samples_is_the_mean_of_rollouts_of_each_clip_decoded_one_by_one
     assert not torch.equal(changed[1], mean[1])
 
 
+@pytest.mark.parametrize('order', ['parallel', 'raster'])
+def test_expected_codewords_estimate_the_drawn_latent_mean_with_less_variance(order):
+    """decoding_codewords='expected' renders sum_k p(k) e_i(parent, k) at every layer, given the drawn parents.
+    By the tower rule its mean over rollouts is the drawn latent's mean (both are Monte-Carlo estimates of one
+    expectation: they agree within a few standard errors over 3,000 rollouts), and it varies less from rollout
+    to rollout (a misaligned weight -- another layer's, another parent's -- would break one or the other)."""
+    torch.manual_seed(0)
+    model = SHRVQVAE_Model(**dict(TINY, decode_order=order), sample_temperature=1.0).eval()
+    frames = torch.rand(1, 3, 1, 16, 16)
+    rollouts = 3000
+    with torch.no_grad():
+        model.vqvae(frames)
+        model.eval()
+        context = model.vqvae.encode(frames)
+        future, distributions = model.prior.predict(context, 1, temperature=1.0, samples=rollouts, probabilities=True)
+        quantizer = model.vqvae.quantizer
+        drawn = quantizer.decode_indices(future[:, 0])                                  # (N, D, h, w)
+        expected = quantizer.decode_weighted(future[:, 0], distributions[:, 0])
+    standard_error = drawn.std(dim=0) / rollouts ** 0.5
+    assert ((expected.mean(dim=0) - drawn.mean(dim=0)).abs() <= 4 * standard_error + 1e-6).float().mean() > 0.99
+    assert expected.var(dim=0).sum() < 0.8 * drawn.var(dim=0).sum()
+
+
+def test_expected_codewords_change_the_rendering_not_the_rollout():
+    """At one seed both renderings decode the same draws: with one rollout per clip the expected rendering is
+    decode_weighted of that rollout's tokens and distributions, and it differs from the drawn rendering."""
+    torch.manual_seed(0)
+    model = SHRVQVAE_Model(**TINY, sample_temperature=1.0, decoding_codewords='expected').eval()
+    frames = torch.rand(2, 3, 1, 16, 16)
+    assert model.decoding == 'sample (T=1), expected codewords'
+    with torch.no_grad():
+        model.vqvae(frames)
+        model.eval()
+        torch.manual_seed(4)
+        prediction = model(frames)
+        torch.manual_seed(4)
+        future, distributions = model.prior.predict(model.vqvae.encode(frames), 2, temperature=1.0,
+                                                    probabilities=True)
+        model.set_decoding(1.0, 1, 'sampled')
+        torch.manual_seed(4)
+        drawn = model(frames)
+    check_prediction(prediction, (2, 2, 1, 16, 16))
+    torch.testing.assert_close(prediction, model.vqvae.decode_weighted(future, distributions))
+    torch.testing.assert_close(drawn, model.vqvae.decode_indices(future))
+    assert not torch.equal(prediction, drawn)
+
+
 def test_unknown_config_keys_are_ignored_and_model_keys_are_accepted():
     model = SHRVQVAE_Model(**TINY, method='SHRVQVAE', lr=3e-4, epoch=200, batch_size=16)
     assert model.aft_seq_length == 2
@@ -144,6 +191,9 @@ def test_wrong_input_shape_raises_one_clear_error(frames, message):
     (dict(decode_order='zigzag'), 'decode_order'),
     (dict(decoding_samples=0), 'decoding_samples'),
     (dict(decoding_samples=4), 'sample_temperature > 0'),
+    (dict(decoding_codewords='mean'), 'decoding_codewords'),
+    (dict(decoding_codewords='expected'), 'sample_temperature > 0'),
+    (dict(decoding_codewords='expected', sample_temperature=1.0, future_order='masked'), "future_order='rollout'"),
 ])
 def test_bad_config_raises_a_clear_error(change, message):
     with pytest.raises(ValueError, match=message):

@@ -166,6 +166,36 @@ def test_rollouts_sharing_a_context_equal_rollouts_of_the_repeated_context(order
         assert not torch.equal(shared[0], shared[1])          # the copies are different rollouts
 
 
+@pytest.mark.parametrize('order', ORDERS)
+def test_predicted_distributions_are_the_teacher_forced_ones_of_the_drawn_rollout(order):
+    """predict(probabilities=True) returns, for every drawn token, softmax(logits / T) given the tokens decoded
+    before it. A teacher-forced pass over the context followed by the drawn rollout computes those logits
+    independently (whole clip at once, no caches), so the two must agree; the draw itself is unchanged."""
+    prior = tiny_prior(decode_order=order, local_blocks=1)
+    context = torch.randint(0, 4, (2, 3, 3, 4, 5))
+    temperature = 0.7
+    with torch.no_grad():
+        torch.manual_seed(5)
+        future, distributions = prior.predict(context, 3, temperature=temperature, samples=2, probabilities=True)
+        torch.manual_seed(5)
+        assert torch.equal(prior.predict(context, 3, temperature=temperature, samples=2), future)
+        clip = torch.cat([context.repeat_interleave(2, dim=0), future], dim=1)
+        logits = prior(clip, first_frame=3)                                    # (B, T', L, M, h, w)
+    assert distributions.shape == (4, 3, 3, 4, 4, 5) and distributions.dtype == torch.float32
+    torch.testing.assert_close(distributions.double(), torch.softmax(logits / temperature, dim=3),
+                               atol=1e-6, rtol=1e-5)
+
+
+def test_predicted_distributions_need_a_sampled_rollout():
+    prior = tiny_prior()
+    context = torch.randint(0, 4, (1, 2, 3, 4, 4))
+    with pytest.raises(ValueError, match='temperature > 0'):
+        prior.predict(context, 2, temperature=0.0, probabilities=True)
+    masked = tiny_prior(future_order='masked')
+    with pytest.raises(ValueError, match="future_order='rollout'"):
+        masked.predict(context, 2, temperature=1.0, probabilities=True)
+
+
 @pytest.mark.parametrize('layers, codebook, height, frames_in, frames_out', [
     (3, 4, 16, 10, 10),       # Moving MNIST
     (3, 8, 32, 10, 20),       # KTH

@@ -124,7 +124,8 @@ def create_parser() -> argparse.ArgumentParser:
                         dest='cfg_options', help='key=value overrides for every entry')
     parser.add_argument('--decodings', nargs='*', default=[], metavar='DECODING',
                         help="also test every S-HR-VQVAE checkpoint with these decodings, a row each beside the "
-                             "config's own: 'argmax' (paper) or 'meanN' (mean of N rollouts sampled at T=1)")
+                             "config's own: 'argmax' (paper), 'meanN' (mean of N rollouts sampled at T=1) or "
+                             "'meanN-expected' (the same rollouts rendered from their expected codewords)")
     parser.add_argument('--no-references', action='store_true',
                         help='leave out the trivial references (copy-last-frame, mean-frame, all-black)')
     parser.add_argument('--throughput-batch', type=int, default=16, help='batch size of the throughput column')

@@ -131,7 +131,7 @@ def create_predict_parser() -> argparse.ArgumentParser:
                              'frames are the input')
     parser.add_argument('--frames', type=int, help='frames to predict (default: the trained aft_seq_length); '
                                                    'S-HR-VQVAE rolls out any number')
-    parser.add_argument('--decoding', help="'argmax' or 'meanN', e.g. mean8 (default: the run's own)")
+    parser.add_argument('--decoding', help="'argmax', 'meanN' or 'meanN-expected', e.g. mean8 (default: the run's own)")
     parser.add_argument('--out', help='output folder (default: <experiment>/predict/<clip name>)')
     parser.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu' or 'cuda'")
     parser.add_argument('--seed', type=int, default=0, help='seed of the sampled decodings (default: 0)')

@@ -234,7 +234,7 @@ def predict_frames(predictor: Predictor, inputs: np.ndarray, frames: int | None 
     Args:
         frames: the horizon (default: the trained ``aft_seq_length``); longer horizons need a method that rolls
             out (S-HR-VQVAE, either decode order: :meth:`SHRVQVAE_Model.rollout`).
-        decoding: ``'argmax'`` or ``'meanN'`` (default: the run's own decoding).
+        decoding: ``'argmax'``, ``'meanN'`` or ``'meanN-expected'`` (default: the run's own decoding).
         seed: seeds the sampling of sampled decodings (None: not seeded).
     """
     frames = int(frames or predictor.aft_seq_length)
@@ -251,7 +251,8 @@ def predict_frames(predictor: Predictor, inputs: np.ndarray, frames: int | None 
             chosen = decoding_keys(decoding)
         except ValueError as error:
             raise ConfigError(str(error)) from error
-        own = {'sample_temperature': model.sample_temperature, 'decoding_samples': model.decoding_samples}
+        own = {'sample_temperature': model.sample_temperature, 'decoding_samples': model.decoding_samples,
+               'decoding_codewords': model.decoding_codewords}
         model.set_decoding(**chosen)
         try:
             return predict_frames(predictor, inputs, frames, None, seed)

@@ -58,8 +58,9 @@ class LeaderboardOptions:
         grid_samples: test sequences shown in the grid; animation_samples: sequences per animation.
         animation_format: 'gif' or 'mp4'.
         decodings: extra decodings every S-HR-VQVAE entry's checkpoint is tested with, each a row of its own
-            beside the row of the config's decoding: ``'argmax'`` or ``'meanN'`` (the mean of N rollouts
-            sampled at temperature 1); one equal to the config's own decoding adds no row.
+            beside the row of the config's decoding: ``'argmax'``, ``'meanN'`` (the mean of N rollouts
+            sampled at temperature 1) or ``'meanN-expected'`` (those rollouts rendered from their expected
+            codewords); one equal to the config's own decoding adds no row.
         notes: free text added to the notes under the table (e.g. the machine's load).
     """
 

@@ -10,6 +10,7 @@ from openstl_hrvq.config_keys import (APPLIED, COUNT, FLAG, FREE, NON_NEGATIVE, 
                                       check_table, fail)
 from openstl_hrvq.method_registry import MethodKeys
 from openstl_hrvq.methods.stage_schedule import STAGES, StageSchedule
+from openstl_hrvq.models.shrvqvae_model import DECODING_CODEWORDS
 from openstl_hrvq.models.st_pixelcnn import DECODE_ORDERS, FUTURE_ORDERS
 from openstl_hrvq.modules.path_embedding import MAX_PATH_ROWS
 
@@ -49,6 +50,8 @@ TABLE = {
     'sample_temperature': Key('0: argmax tokens (paper); > 0: sample the prior at this temperature',
                               NON_NEGATIVE, FREE),
     'decoding_samples': Key('rollouts averaged into a prediction (> 1 needs sample_temperature > 0)', COUNT, FREE),
+    'decoding_codewords': Key("a sampled rollout's frames from the 'sampled' codewords or the 'expected' ones under "
+                              "the prior's distributions (less variance)", Rule(choices=DECODING_CODEWORDS), FREE),
     # stage schedule
     'vq_epochs': Key('epochs of stage vq (HR-VQVAE alone, eq. 4); scaled with epoch', Rule(int, 0), FREE),
     'prior_epochs': Key('epochs of stage prior (ST-PixelCNN on frozen codes, eq. 7); scaled with epoch',
@@ -127,6 +130,10 @@ def check_constraints(config: dict, explicit: frozenset = frozenset()) -> None:
     if get('decoding_samples', 1) > 1 and get('sample_temperature', 0.0) <= 0:
         fail('sample_temperature', get('sample_temperature', 0.0),
              f'> 0 when decoding_samples={get("decoding_samples")} (it averages sampled rollouts)')
+    if get('decoding_codewords', 'sampled') == 'expected' and (get('sample_temperature', 0.0) <= 0
+                                                             or get('future_order', 'rollout') != 'rollout'):
+        fail('decoding_codewords', 'expected', "'sampled' unless the rollout order is sampled (sample_temperature "
+                                               "> 0, future_order='rollout'): it renders a sampled rollout")
     if get('future_order', 'rollout') == 'masked':
         if get('decode_order', 'parallel') != 'parallel':
             fail('decode_order', get('decode_order'), "'parallel' with future_order='masked' (it decodes every "

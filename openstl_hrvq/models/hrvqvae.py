@@ -126,17 +126,18 @@ class HRVQVAE(nn.Module):
         return indices.reshape(-1, *indices.shape[-3:]), tuple(indices.shape[:-3])
 
     @staticmethod
-    def _in_chunks(function, flat: Tensor) -> Tensor:
-        """``function`` of frames or indices ``(N, ...)``, run on chunks of ``CPU_CHUNK_FRAMES`` along N on a CPU
-        when no graph is recorded.
+    def _in_chunks(function, flat: Tensor, *more: Tensor) -> Tensor:
+        """``function`` of frames or indices ``(N, ...)`` (and of further tensors ``(N, ...)`` beside them, split
+        alike), run on chunks of ``CPU_CHUNK_FRAMES`` along N on a CPU when no graph is recorded.
 
         Every frame is encoded and decoded on its own, so chunks give the same result as one call; on a CPU a
         chunk's activations stay in cache instead of streaming tensors of tens of MB through memory (encoding
         320 frames of 64x64: 1.5x faster, decoding 1,280: 1.9x). On a GPU, or under autograd, it is one call.
         """
         if flat.device.type != 'cpu' or torch.is_grad_enabled() or flat.shape[0] <= CPU_CHUNK_FRAMES:
-            return function(flat)
-        return torch.cat([function(chunk) for chunk in flat.split(CPU_CHUNK_FRAMES)])
+            return function(flat, *more)
+        chunks = zip(*(tensor.split(CPU_CHUNK_FRAMES) for tensor in (flat, *more)))
+        return torch.cat([function(*chunk) for chunk in chunks])
 
     def encode(self, frames: Tensor) -> Tensor:
         """Frames ``(B, T, C, H, W)`` -> indices ``(B, T, L, H/4, W/4)`` int64 (or ``(N, ...)`` -> ``(N, ...)``).
@@ -175,8 +176,8 @@ class HRVQVAE(nn.Module):
         See :meth:`HierarchicalResidualQuantizer.decode_weighted`; one-hot weights give :meth:`decode_indices`.
         """
         flat, lead = self._fold_indices(indices)
-        latent = self.quantizer.decode_weighted(flat, weights.reshape(-1, *weights.shape[-4:]))
-        frames = self.decode_latent(latent)
+        frames = self._in_chunks(lambda chunk, chunk_weights: self.decode_latent(
+            self.quantizer.decode_weighted(chunk, chunk_weights)), flat, weights.reshape(-1, *weights.shape[-4:]))
         return frames.reshape(*lead, *frames.shape[1:])
 
     def forward(self, frames: Tensor) -> HRVQVAEOutput:

@@ -10,7 +10,10 @@ from ..modules.conv_blocks import DOWNSAMPLE_FACTOR
 from .hrvqvae import HRVQVAE
 from .st_pixelcnn import STPixelCNN
 
-__all__ = ['SHRVQVAE_Model']
+__all__ = ['SHRVQVAE_Model', 'DECODING_CODEWORDS']
+
+#: How the codes of a sampled rollout become frames (see :class:`SHRVQVAE_Model`).
+DECODING_CODEWORDS = ('sampled', 'expected')
 
 class SHRVQVAE_Model(nn.Module):
     """Video predictor of S-HR-VQVAE: encode the inputs to tree indices, predict the future indices
@@ -34,6 +37,12 @@ class SHRVQVAE_Model(nn.Module):
         decoding_samples: N >= 1; with N > 1 the prediction is the mean of N frame sequences decoded from N
             rollouts sampled at ``sample_temperature`` (> 0): an estimate of the conditional mean, which is
             what MSE rewards, where the argmax rollout commits to one guess per position.
+        decoding_codewords: how a sampled rollout's codes become frames (sampling only). ``'sampled'``: the
+            codewords drawn. ``'expected'`` (ours, beyond the paper): at every layer the codeword expected under
+            the prior's distribution given the drawn parents, sum_k p(k) e_i(parent, k) -- the rollout itself
+            (and what the prior reads next) is the same draw, only the rendering changes. In the latent it is a
+            Rao-Blackwellised estimate of the drawn latent's mean (the same expectation, less variance), so the
+            mean of N rollouts needs fewer of them for the same error.
         future_order: ``'rollout'`` (paper: each future frame from the frames predicted before it) or
             ``'masked'`` (every future frame at once from the inputs, MaskGIT-style; see
             :mod:`~openstl_hrvq.models.st_pixelcnn`).
@@ -48,7 +57,8 @@ class SHRVQVAE_Model(nn.Module):
                  vq_value_range: Sequence[float] | None = (0.0, 1.0), prior_hidden: int = 64,
                  prior_blocks: int = 4, prior_heads: int = 4, prior_kernel: int = 3, prior_local_blocks: int = 0,
                  decode_order: str = 'parallel', sample_temperature: float = 0.0, decoding_samples: int = 1,
-                 future_order: str = 'rollout', masked_steps: int = 1, **unused_config):
+                 decoding_codewords: str = 'sampled', future_order: str = 'rollout', masked_steps: int = 1,
+                 **unused_config):
         super().__init__()
         if len(in_shape) != 4:
             raise ValueError(f'in_shape must be (T, C, H, W), got {tuple(in_shape)}.')
@@ -59,7 +69,6 @@ class SHRVQVAE_Model(nn.Module):
         self.in_shape = (T, C, H, W)
         self.pre_seq_length = int(pre_seq_length) if pre_seq_length is not None else T
         self.aft_seq_length = int(aft_seq_length) if aft_seq_length is not None else self.pre_seq_length
-        self.set_decoding(sample_temperature, decoding_samples)
         self.vqvae = HRVQVAE(in_channels=C, hidden_channels=vq_hidden, res_channels=vq_res_hidden,
                              num_res_blocks=vq_res_blocks, latent_dim=vq_latent_dim, num_layers=vq_layers,
                              codebook_size=vq_codebook_size, beta=vq_beta, ema=vq_ema, decay=vq_decay,
@@ -72,16 +81,25 @@ class SHRVQVAE_Model(nn.Module):
         if not isinstance(masked_steps, int) or masked_steps < 1:
             raise ValueError(f'masked_steps must be a positive integer, got {masked_steps!r}.')
         self.masked_steps = masked_steps
+        self.set_decoding(sample_temperature, decoding_samples, decoding_codewords)
 
-    def set_decoding(self, sample_temperature: float, decoding_samples: int = 1) -> None:
+    def set_decoding(self, sample_temperature: float, decoding_samples: int = 1,
+                     decoding_codewords: str = 'sampled') -> None:
         """Choose how predictions are decoded (see the class docstring); :func:`decoding_keys` names the usual ones."""
         if not isinstance(decoding_samples, int) or decoding_samples < 1:
             raise ValueError(f'decoding_samples must be a positive integer, got {decoding_samples!r}.')
         if decoding_samples > 1 and sample_temperature <= 0:
             raise ValueError(f'decoding_samples={decoding_samples} averages sampled rollouts, which needs '
                              f'sample_temperature > 0 (got {sample_temperature}); use 1.0 to sample the prior.')
+        if decoding_codewords not in DECODING_CODEWORDS:
+            raise ValueError(f'decoding_codewords must be one of {DECODING_CODEWORDS}, got {decoding_codewords!r}.')
+        if decoding_codewords == 'expected' and (sample_temperature <= 0 or self.prior.future_order != 'rollout'):
+            raise ValueError("decoding_codewords='expected' renders the expected codewords of a sampled rollout: it "
+                             f"needs sample_temperature > 0 and future_order='rollout' (got {sample_temperature} "
+                             f"and {self.prior.future_order!r}).")
         self.sample_temperature = float(sample_temperature)
         self.decoding_samples = decoding_samples
+        self.decoding_codewords = decoding_codewords
 
     def _check_input(self, batch_x: Tensor) -> None:
         expected = (self.pre_seq_length, *self.in_shape[1:])
@@ -97,7 +115,7 @@ class SHRVQVAE_Model(nn.Module):
     @property
     def decoding(self) -> str:
         """How predictions are decoded, in words (every result table names it)."""
-        return describe_decoding(self.sample_temperature, self.decoding_samples)
+        return describe_decoding(self.sample_temperature, self.decoding_samples, self.decoding_codewords)
 
     def flop_counting_module(self) -> nn.Module:
         """The module whose traced forward fvcore counts FLOPs on (see ``openstl_hrvq.model_info.count_flops``).
@@ -128,21 +146,29 @@ class SHRVQVAE_Model(nn.Module):
             raise ValueError(f'num_future must be >= 1, got {num_future}.')
         codes = self.vqvae.encode(batch_x)                                   # (B, T_in, L, h, w)
         samples = self.decoding_samples
+        expected = self.decoding_codewords == 'expected'
         # The first window's N rollouts of a clip share its context, whose trunk pass the prior runs once;
         # later windows continue from each rollout's own codes (B * N of them).
         copies = samples
-        future = []
+        future, distributions = [], []
         remaining = int(num_future)
         while remaining > 0:
             window = min(remaining, self.aft_seq_length)
             context = codes[:, -self.pre_seq_length:]
             predicted = self.prior.predict(context, window, temperature=self.sample_temperature, samples=copies,
-                                           steps=self.masked_steps)
+                                           steps=self.masked_steps, probabilities=expected)
+            if expected:
+                predicted, probabilities = predicted
+                distributions.append(probabilities)
             codes = torch.cat([context.repeat_interleave(copies, dim=0), predicted], dim=1)
             copies = 1
             future.append(predicted)
             remaining -= window
-        frames = self.vqvae.decode_indices(torch.cat(future, dim=1))
+        future = torch.cat(future, dim=1)
+        if expected:
+            frames = self.vqvae.decode_weighted(future, torch.cat(distributions, dim=1))
+        else:
+            frames = self.vqvae.decode_indices(future)
         return frames.unflatten(0, (-1, samples)).mean(dim=1) if samples > 1 else frames
 
     def differentiable_rollout(self, context: Tensor) -> Tensor:
@@ -173,22 +199,32 @@ class SHRVQVAE_Model(nn.Module):
         return self.vqvae.decode_weighted(future, weights)
 
 
-def describe_decoding(sample_temperature: float = 0.0, decoding_samples: int = 1) -> str:
-    """The decoding selected by ``sample_temperature`` and ``decoding_samples``, in words."""
+def describe_decoding(sample_temperature: float = 0.0, decoding_samples: int = 1,
+                      decoding_codewords: str = 'sampled') -> str:
+    """The decoding selected by ``sample_temperature``, ``decoding_samples`` and ``decoding_codewords``, in words."""
     if decoding_samples > 1:
-        return f'mean of {decoding_samples} samples (T={sample_temperature:g})'
-    return 'argmax' if sample_temperature <= 0 else f'sample (T={sample_temperature:g})'
+        words = f'mean of {decoding_samples} samples (T={sample_temperature:g})'
+    else:
+        words = 'argmax' if sample_temperature <= 0 else f'sample (T={sample_temperature:g})'
+    return words + (', expected codewords' if decoding_codewords == 'expected' else '')
+
+
+#: The suffix of a decoding name that renders expected codewords (``'mean8-expected'``).
+EXPECTED_SUFFIX = '-expected'
 
 
 def decoding_keys(spec: str) -> dict:
-    """The config keys (``sample_temperature``, ``decoding_samples``) of a decoding named ``'argmax'`` (the
-    paper's) or ``'meanN'`` (the mean of N >= 2 rollouts sampled at temperature 1)."""
+    """The config keys (``sample_temperature``, ``decoding_samples``, ``decoding_codewords``) of a decoding named
+    ``'argmax'`` (the paper's), ``'meanN'`` (the mean of N >= 2 rollouts sampled at temperature 1) or
+    ``'meanN-expected'`` (the same rollouts rendered from their expected codewords)."""
     if spec == 'argmax':
-        return {'sample_temperature': 0.0, 'decoding_samples': 1}
-    samples = spec[len('mean'):]
+        return {'sample_temperature': 0.0, 'decoding_samples': 1, 'decoding_codewords': 'sampled'}
+    codewords = 'expected' if spec.endswith(EXPECTED_SUFFIX) else 'sampled'
+    samples = spec[len('mean'):len(spec) - (len(EXPECTED_SUFFIX) if codewords == 'expected' else 0)]
     if spec.startswith('mean') and samples.isdigit() and int(samples) >= 2:
-        return {'sample_temperature': 1.0, 'decoding_samples': int(samples)}
-    raise ValueError(f"Unknown decoding {spec!r}: use 'argmax' or 'meanN' with N >= 2 (e.g. mean8).")
+        return {'sample_temperature': 1.0, 'decoding_samples': int(samples), 'decoding_codewords': codewords}
+    raise ValueError(f"Unknown decoding {spec!r}: use 'argmax', 'meanN' or 'meanN-expected' with N >= 2 (e.g. "
+                     f"mean8, mean8-expected).")
 
 
 class TeacherForcedCost(nn.Module):

@@ -34,7 +34,7 @@ The future frames are predicted in one of two orders (``future_order``):
   drift from its own earlier mistakes (Ye & Bilodeau's VPTR-NAR measured this on Moving MNIST).
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,16 @@ __all__ = ['STPixelCNN', 'DECODE_ORDERS', 'FUTURE_ORDERS']
 DECODE_ORDERS = ('raster', 'parallel')
 #: The prior's orders over the future frames (see the module docstring).
 FUTURE_ORDERS = ('rollout', 'masked')
+
+
+class DecodedFrame(NamedTuple):
+    """One frame decoded by a head: tokens (B, L, h, w), the frame's embedding S_L (B, E, h, w) the trunk reads
+    next, the log-probability (B, h, w) of each position's decoded path (the masked order's ranking; else None)
+    and, when asked for, the distributions (B, L, M, h, w) the tokens were drawn from (else None)."""
+    tokens: torch.Tensor
+    embedding: torch.Tensor
+    log_prob: Optional[torch.Tensor] = None
+    probabilities: Optional[torch.Tensor] = None
 
 
 def _choose(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -277,8 +287,8 @@ class STPixelCNN(nn.Module):
         for _ in range(int(rounds)):
             if self.decode_order == 'parallel':
                 context, _ = self.trunk(self._stream(history[:, :-1], table), first_output=1)
-                decoded, _, _ = self._decode_parallel(context.transpose(1, 2).flatten(0, 1), table, float(temperature))
-                decoded = decoded.unflatten(0, (batch, frames - 1))
+                decoded = self._decode_parallel(context.transpose(1, 2).flatten(0, 1), table, float(temperature))
+                decoded = decoded.tokens.unflatten(0, (batch, frames - 1))
             else:
                 decoded = _choose(self._logits(indices, 1, history).movedim(3, 1), float(temperature))
             replace = torch.rand(batch, frames - 1, 1, 1, 1, device=indices.device) < probability
@@ -288,7 +298,7 @@ class STPixelCNN(nn.Module):
 
     @torch.no_grad()
     def predict(self, context: torch.Tensor, num_future: int, temperature: float = 0.0, samples: int = 1,
-                steps: int = 1) -> torch.Tensor:
+                steps: int = 1, probabilities: bool = False):
         """context (B, T_in, L, h, w) -> future indices (B * samples, num_future, L, h, w) int64.
 
         The rollout order decodes frame by frame; the trunk runs once per frame on the newest frame only (its
@@ -302,6 +312,11 @@ class STPixelCNN(nn.Module):
         the order of ``context.repeat_interleave(N, dim=0)``, whose predict this equals, random draws
         included). The trunk's pass over the context depends on the context alone, so it runs once per clip
         and its state is shared by the clip's N predictions; only what depends on the draws runs N times.
+
+        With `probabilities` (sampling, rollout order) it returns the pair (indices, distributions), the latter
+        (B * samples, num_future, L, M, h, w): softmax(logits / temperature) of every token given the tokens
+        decoded before it, i.e. the distribution each token was drawn from. The expected codewords under them
+        (:meth:`HRVQVAE.decode_weighted`) are what the drawn codewords average to, given the drawn parents.
         """
         if int(num_future) < 1:
             raise ValueError(f"num_future must be >= 1, got {num_future}.")
@@ -309,6 +324,10 @@ class STPixelCNN(nn.Module):
             raise ValueError(f"samples must be a positive integer, got {samples!r}.")
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+        if probabilities and (temperature <= 0 or self.future_order == 'masked'):
+            raise ValueError("STPixelCNN.predict: probabilities are those of the sampled rollout order; they need "
+                             f"temperature > 0 and future_order='rollout' (got {temperature} and "
+                             f"{self.future_order!r}).")
         context = self._check_indices(context, 'context', extra_frames=int(num_future))
         table = self.embedding.prefix_table()
         if self.future_order == 'masked':
@@ -317,13 +336,16 @@ class STPixelCNN(nn.Module):
         if samples > 1:
             frame_context, state = frame_context.repeat_interleave(samples, dim=0), state.repeat_interleave(samples)
         decode = self._decode_parallel if self.decode_order == 'parallel' else self._decode_raster
-        future = []
+        frames = []
         for step in range(int(num_future)):
-            tokens, frame_embedding = decode(frame_context[:, :, -1], table, float(temperature))[:2]
-            future.append(tokens)
+            frame = decode(frame_context[:, :, -1], table, float(temperature), keep_probabilities=probabilities)
+            frames.append(frame)
             if step + 1 < num_future:
-                frame_context, state = self.trunk(frame_embedding[:, :, None], state)
-        return torch.stack(future, dim=1)
+                frame_context, state = self.trunk(frame.embedding[:, :, None], state)
+        future = torch.stack([frame.tokens for frame in frames], dim=1)
+        if probabilities:
+            return future, torch.stack([frame.probabilities for frame in frames], dim=1)
+        return future
 
     def _predict_masked(self, context: torch.Tensor, num_future: int, table: torch.Tensor, temperature: float,
                         samples: int, steps: int) -> torch.Tensor:
@@ -352,9 +374,9 @@ class STPixelCNN(nn.Module):
             frame_context, _ = self.trunk(self._stream(clip[:, :-1], table, visible[:, :-1]), first_output=num_context)
             if step == 0 and samples > 1:
                 frame_context = frame_context.repeat_interleave(samples, dim=0)
-            decoded, _, log_prob = self._decode_parallel(frame_context.transpose(1, 2).flatten(0, 1), table,
-                                                         temperature, forced=tokens.flatten(0, 1),
-                                                         forced_where=shown.flatten(0, 1))
+            decoded, _, log_prob, _ = self._decode_parallel(frame_context.transpose(1, 2).flatten(0, 1), table,
+                                                            temperature, forced=tokens.flatten(0, 1),
+                                                            forced_where=shown.flatten(0, 1))
             decoded = decoded.unflatten(0, (rows, num_future))
             if step + 1 < steps:
                 still_hidden = int(positions * math.cos(0.5 * math.pi * (step + 1) / steps))
@@ -366,11 +388,10 @@ class STPixelCNN(nn.Module):
         return decoded
 
     def _decode_parallel(self, context: torch.Tensor, table: torch.Tensor, temperature: float,
-                         forced: Optional[torch.Tensor] = None, forced_where: Optional[torch.Tensor] = None
-                         ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """context (B, E, h, w) -> tokens (B, L, h, w), frame embedding S_L (B, E, h, w) and, with `forced`, the
-        log-probability (B, h, w) of each position's decoded path under the prior (None without: the rollout
-        order does not rank positions).
+                         forced: Optional[torch.Tensor] = None, forced_where: Optional[torch.Tensor] = None,
+                         keep_probabilities: bool = False) -> DecodedFrame:
+        """context (B, E, h, w) -> the decoded frame; its log-probabilities only with `forced` (the rollout
+        order does not rank positions), its distributions only with `keep_probabilities`.
 
         With `forced` tokens (B, L, h, w) the positions where `forced_where` (B, h, w) is True take those
         tokens instead of decoded ones (the masked order's shown positions).
@@ -378,25 +399,30 @@ class STPixelCNN(nn.Module):
         known = torch.zeros_like(context)
         path = torch.zeros(context.shape[0], *context.shape[2:], dtype=torch.long, device=context.device)
         log_prob = None if forced is None else context.new_zeros(context.shape[0], *context.shape[2:])
-        tokens = []
+        tokens, distributions = [], []
         for layer in range(self.num_layers):
             features = self.head.layer_features(known + context, layer)
             logits = self.decoder.layer_logits(features + known, layer)
             token = _choose(logits, temperature)
+            if keep_probabilities:
+                distributions.append(torch.softmax(logits.float() / temperature, dim=1))
             if forced is not None:
                 token = torch.where(forced_where, forced[:, layer], token)
                 log_prob = log_prob + logits.log_softmax(dim=1).gather(1, token[:, None])[:, 0]
             path = path * self.codebook_size + token
             known = self.embedding.row(layer + 1, path, table).permute(0, 3, 1, 2)
             tokens.append(token)
-        return torch.stack(tokens, dim=1), known, log_prob
+        return DecodedFrame(torch.stack(tokens, dim=1), known, log_prob,
+                            torch.stack(distributions, dim=1) if keep_probabilities else None)
 
-    def _decode_raster(self, context: torch.Tensor, table: torch.Tensor, temperature: float
-                       ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """context (B, E, h, w) -> tokens (B, L, h, w), frame embedding S_L (B, E, h, w)."""
+    def _decode_raster(self, context: torch.Tensor, table: torch.Tensor, temperature: float,
+                       keep_probabilities: bool = False) -> DecodedFrame:
+        """context (B, E, h, w) -> the decoded frame (its distributions only with `keep_probabilities`)."""
         batch, _, height, width = context.shape
         frame = torch.zeros_like(context)
         tokens = torch.zeros(batch, self.num_layers, height, width, dtype=torch.long, device=context.device)
+        distributions = (torch.zeros(batch, self.num_layers, self.codebook_size, height, width,
+                                     device=context.device) if keep_probabilities else None)
         conditioning = self.head.conditioning(context)
         for row in range(height):
             row_state = self.head.start_row(frame, conditioning, row)
@@ -407,8 +433,10 @@ class STPixelCNN(nn.Module):
                 for layer in range(self.num_layers):
                     logits = self.decoder.layer_logits(feature + known, layer)
                     token = _choose(logits, temperature)
+                    if keep_probabilities:
+                        distributions[:, layer, :, row, col] = torch.softmax(logits.float() / temperature, dim=1)
                     path = path * self.codebook_size + token
                     known = self.embedding.row(layer + 1, path, table)
                     tokens[:, layer, row, col] = token
                 frame[:, :, row, col] = known
-        return tokens, frame
+        return DecodedFrame(tokens, frame, None, distributions)
