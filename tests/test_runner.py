@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -14,6 +15,7 @@ from openstl_hrvq.api.checkpoints import BestCheckpoint
 from openstl_hrvq.api.cli import run
 from openstl_hrvq.api.experiment import choose_accelerator
 from openstl_hrvq.errors import ConfigError
+from openstl_hrvq.models import STPixelCNN
 from openstl_hrvq.references import REFERENCE_NAMES
 from tests.helpers import TINY_MODEL
 
@@ -90,7 +92,7 @@ def test_train_and_test_write_openstl_work_dir(tmp_path):
     assert list((work / 'tensorboard').glob('version_*/events.out.tfevents.*'))
     assert list(work.glob('train_*.log'))
     assert {'mse', 'mae', 'ssim', 'psnr'} | {f'{name}_mse' for name in REFERENCE_NAMES} <= set(results)
-    preds = __import__('numpy').load(work / 'saved' / 'preds.npy')
+    preds = np.load(work / 'saved' / 'preds.npy')
     assert preds.shape == (8, 4, 1, 64, 64) and preds.min() >= 0 and preds.max() <= 1
     # one MSE per predicted frame is logged for the method and each reference; they average to the MSE
     log_text = next(work.glob('train_*.log')).read_text()
@@ -103,6 +105,25 @@ def test_train_and_test_write_openstl_work_dir(tmp_path):
         assert sum(per_frame[name]) / 4 == pytest.approx(results[f'{name}_mse'], abs=0.1)
     # --test re-scores the best checkpoint without training
     assert run(argv(tmp_path, '--test'))['mse'] == pytest.approx(results['mse'], rel=1e-5)
+
+
+@pytest.mark.parametrize('fp16', [False, True], ids=['float32', 'fp16'])
+def test_fp16_trains_under_bfloat16_autocast_on_a_cpu(tmp_path, monkeypatch, fp16):
+    """OpenSTL's --fp16 is float16 autocast on CUDA; a CPU's autocast has bfloat16 only, which --fp16 selects
+    there. Every prior step runs under it (and none without the flag), and the saved predictions are float32."""
+    seen = []
+    loss = STPixelCNN.loss
+
+    def recording_loss(self, *args, **kwargs):
+        seen.append(torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu') else None)
+        return loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(STPixelCNN, 'loss', recording_loss)
+    results = run(argv(tmp_path, '--device', 'cpu', *(['--fp16'] if fp16 else [])))
+    assert seen and set(seen) == {torch.bfloat16 if fp16 else None}
+    preds = np.load(tmp_path / 'work_dirs' / 'tiny' / 'saved' / 'preds.npy')
+    assert preds.dtype == np.float32 and preds.min() >= 0 and preds.max() <= 1
+    assert np.isfinite(results['mse'])
 
 
 class RisingValidationLoss(pl.LightningModule):

@@ -8,9 +8,13 @@ Measures one config (default: the quick Moving-MNIST config) at batch 16, 10 -> 
   without autograd, then the prior's cross-entropy on the config's ``prior_loss_frames`` (self-resampled
   histories too when ``prior_resample_prob`` > 0) + backward + Adam;
 * ``decoding <name>``: ``SHRVQVAE_Model.forward`` under ``torch.no_grad`` for each decoding of ``--decodings``
-  (``argmax``, ``meanN``), as seconds per batch and sequences per second;
-* ``SimVPv2 (gSTA) prediction``: OpenSTL's SimVPv2 at the CPU widths of the quality benchmark (hid_S 16,
-  hid_T 64, N_T 4; 0.87 M parameters) on the same batch, when OpenSTL is importable (``--no-simvp`` skips it).
+  (``argmax``, ``meanN``, ``meanN-expected``), as seconds per batch and sequences per second;
+* ``SimVPv2 (gSTA) training step`` and ``prediction``: OpenSTL's SimVPv2 at the CPU widths of the quality
+  benchmark (hid_S 16, hid_T 64, N_T 4; 0.87 M parameters) on the same batch (its step: MSE of the 10 predicted
+  frames + backward + Adam, as OpenSTL trains it), when OpenSTL is importable (``--no-simvp`` skips it).
+
+``--fp16`` runs every measurement under the autocast that the runner's ``--fp16`` gives training and testing:
+bfloat16 on a CPU, float16 on CUDA.
 
 Every figure is the median over ``--repeats`` runs after ``--warmup`` runs, of wall-clock and of process CPU
 seconds (with one thread, CPU seconds are what an idle core's wall clock would read, which holds up on a
@@ -23,6 +27,7 @@ Usage::
     python tools/benchmark_speed.py --threads 1 --repeats 7
     python tools/benchmark_speed.py -c configs/mmnist/shvqvae.py --decodings argmax
     python tools/benchmark_speed.py --set decode_order=raster --decodings argmax
+    python tools/benchmark_speed.py --threads 1 --fp16           # bfloat16 autocast on a CPU
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ import os.path as osp
 import statistics
 import subprocess
 import time
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -63,8 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--decodings', nargs='+', default=['argmax', 'mean8'], metavar='NAME',
-                        help="decodings to time: 'argmax' and 'meanN' (default: argmax mean8)")
+                        help="decodings to time: 'argmax', 'meanN', 'meanN-expected' (default: argmax mean8)")
     parser.add_argument('--no-simvp', action='store_true', help="do not time OpenSTL's SimVPv2 for reference")
+    parser.add_argument('--fp16', action='store_true',
+                        help="mixed precision as the runner's --fp16: bfloat16 on a CPU, float16 on CUDA")
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override a config key (Python literal), e.g. prior_hidden=48')
     return parser.parse_args(argv)
@@ -92,12 +100,16 @@ def commit() -> str:
     return head + ('+changes' if git('status', '--porcelain', '--untracked-files=no') else '')
 
 
-def median_seconds(run: Callable[[], object], repeats: int, warmup: int,
-                   device: torch.device) -> tuple[float, float]:
-    """Median wall-clock and process-CPU seconds of ``run()`` over ``repeats`` calls after ``warmup``."""
+def median_seconds(run: Callable[[], object], repeats: int, warmup: int, device: torch.device,
+                   fp16: bool = False) -> tuple[float, float]:
+    """Median wall-clock and process-CPU seconds of ``run()`` over ``repeats`` calls after ``warmup``, under the
+    runner's ``--fp16`` autocast when ``fp16``."""
     def timed() -> tuple[float, float]:
+        precision = (torch.autocast(device.type, dtype=torch.bfloat16 if device.type == 'cpu' else torch.float16)
+                     if fp16 else nullcontext())
         wall, cpu = time.perf_counter(), time.process_time()
-        run()
+        with precision:
+            run()
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         return time.perf_counter() - wall, time.process_time() - cpu
@@ -154,6 +166,25 @@ def simvp_model(in_shape, device: torch.device):
     return SimVP_Model(in_shape=in_shape, **SIMVP_CPU).to(device).eval()
 
 
+def simvp_steps(simvp, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, Callable[[], None]]:
+    """SimVPv2's training step (MSE of the predicted frames, backward, Adam) and prediction on one batch."""
+    optimizer = torch.optim.Adam(simvp.parameters(), lr=1e-3)
+
+    def training_step():
+        simvp.train()
+        loss = torch.nn.functional.mse_loss(simvp(inputs).float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def prediction():
+        simvp.eval()
+        with torch.no_grad():
+            simvp(inputs)
+
+    return {'SimVPv2 (gSTA) training step': training_step, 'SimVPv2 (gSTA) prediction': prediction}
+
+
 def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
@@ -168,16 +199,17 @@ def main(argv=None) -> dict:
     clip = torch.rand(args.batch_size, model.pre_seq_length + model.aft_seq_length, C, H, W, device=device)
     inputs = clip[:, :model.pre_seq_length].contiguous()
 
-    logger.info('%s, commit %s, %s, device %s, %d torch threads, load average before: %s',
+    logger.info('%s, commit %s, %s, device %s, %d torch threads, %s, load average before: %s',
                 osp.relpath(args.config), commit(), datetime.date.today().isoformat(), device,
-                torch.get_num_threads(), ' '.join(f'{v:.2f}' for v in os.getloadavg()))
+                torch.get_num_threads(), 'mixed precision (--fp16)' if args.fp16 else 'float32',
+                ' '.join(f'{v:.2f}' for v in os.getloadavg()))
     logger.info('parameters: total %d (HR-VQVAE %d, ST-PixelCNN %d); batch %d, %d -> %d frames of %dx%d, '
                 'median of %d runs', count_parameters(model), count_parameters(model.vqvae),
                 count_parameters(model.prior), args.batch_size, model.pre_seq_length, model.aft_seq_length, H, W,
                 args.repeats)
     results, per_second = {}, {}
     for name, step in training_steps(model, config, clip).items():
-        results[name] = median_seconds(step, args.repeats, args.warmup, device)
+        results[name] = median_seconds(step, args.repeats, args.warmup, device, args.fp16)
 
     model.eval()
     for name in args.decodings:
@@ -188,17 +220,15 @@ def main(argv=None) -> dict:
                 model(inputs)
 
         label = f'decoding {name}'
-        results[label] = median_seconds(prediction, args.repeats, args.warmup, device)
+        results[label] = median_seconds(prediction, args.repeats, args.warmup, device, args.fp16)
         per_second[label] = args.batch_size / results[label][0], args.batch_size / results[label][1]
 
     simvp = None if args.no_simvp else simvp_model(model.in_shape, device)
     if simvp is not None:
-        def simvp_prediction():
-            with torch.no_grad():
-                simvp(inputs)
-
+        targets = clip[:, model.pre_seq_length:].contiguous()
+        for label, step in simvp_steps(simvp, inputs, targets).items():
+            results[label] = median_seconds(step, args.repeats, args.warmup, device, args.fp16)
         label = 'SimVPv2 (gSTA) prediction'
-        results[label] = median_seconds(simvp_prediction, args.repeats, args.warmup, device)
         per_second[label] = args.batch_size / results[label][0], args.batch_size / results[label][1]
 
     logger.info('  %-28s %9s %9s %12s %12s', 'measurement', 'wall s', 'CPU s', 'seq/s (wall)', 'seq/CPU-s')

@@ -68,7 +68,7 @@ def create_parser() -> argparse.ArgumentParser:
                                              'processes over gloo; on CUDA the first N GPUs)')
     _flag(group, '--res_dir', kind=str, help='root folder of experiments (default: work_dirs)')
     _flag(group, '--ex_name', '-ex', kind=str, help='experiment name: results go to <res_dir>/<ex_name>')
-    _flag(group, '--fp16', kind=bool, help='mixed precision on CUDA')
+    _flag(group, '--fp16', kind=bool, help='mixed precision: float16 on CUDA, bfloat16 on a CPU')
     _flag(group, '--torchscript', kind=bool, help='accepted for OpenSTL compatibility; unused')
     _flag(group, '--seed', kind=int, help='random seed of weights, data order and sampling (default: 42)')
     _flag(group, '--fps', kind=bool, help='measure inference throughput before training')

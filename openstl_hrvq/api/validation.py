@@ -27,7 +27,7 @@ RUNNER_KEYS = {
     'dist': Key("OpenSTL's flag for several processes (needs --devices, --gpus or a launcher)", FLAG),
     'res_dir': Key('root folder of experiments', TEXT),
     'ex_name': Key('experiment name: results go to <res_dir>/<ex_name>', TEXT),
-    'fp16': Key('mixed precision (on CUDA)', FLAG),
+    'fp16': Key('mixed precision: float16 on CUDA, bfloat16 on a CPU', FLAG),
     'torchscript': Key("OpenSTL's flag, not used by this runner; refused when True", Rule(choices=(False,))),
     'seed': Key('seed of every random number generator', Rule(int, 0, 2 ** 32 - 1)),
     'fps': Key('measure inference throughput before training', FLAG),
