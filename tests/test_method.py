@@ -13,7 +13,8 @@ from tests.helpers import TINY_MODEL, square_loaders
 
 def make_method(tmp_path, **overrides):
     config = dict(TINY_MODEL, vq_epochs=1, prior_epochs=1, joint_epochs=1, epoch=3, lr=3e-3,
-                  metrics=['mse', 'mae'], **overrides)
+                  metrics=['mse', 'mae'])
+    config.update(overrides)
     return SHRVQVAE(steps_per_epoch=4, test_mean=0.0, test_std=1.0, save_dir=str(tmp_path), **config)
 
 
@@ -79,6 +80,37 @@ def test_stages_switch_on_schedule_and_freeze_what_they_must(tmp_path):
     # stage joint: encoder and codebooks frozen; prior and decoder learn
     assert not changed(start[2], end[2], 'vqvae.encoder') and not changed(start[2], end[2], 'vqvae.quantizer')
     assert changed(start[2], end[2], 'vqvae.decoder') and changed(start[2], end[2], 'prior.')
+
+
+def test_train_decoder_with_prior_trains_the_decoder_on_the_frozen_codes(tmp_path):
+    """With train_decoder_with_prior the prior stage also steps the decoder: the encoder and codebooks (hence the
+    codes) stay, the decoder reconstructs those codes better after the stage, and the prior's own update is the
+    one it gets without the key (disjoint parameters: the reconstruction term does not reach it)."""
+    train, val, _ = square_loaders()
+    ends = {}
+    for with_decoder in (False, True):
+        torch.manual_seed(0)
+        method = make_method(tmp_path, joint_epochs=0, epoch=2, train_decoder_with_prior=with_decoder)
+        snapshots = Snapshots()
+        pl.Trainer(max_epochs=2, accelerator='cpu', logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, callbacks=[snapshots], limit_val_batches=1,
+                   num_sanity_val_steps=0).fit(method, train, val)
+        start, end = snapshots.start[1], snapshots.end[1]
+        assert not changed(start, end, 'vqvae.encoder') and not changed(start, end, 'vqvae.quantizer')
+        assert changed(start, end, 'vqvae.decoder') == with_decoder
+        ends[with_decoder] = (start, end, method)
+    start, end, method = ends[True]
+    for key in (key for key in end if key.startswith('prior.')):
+        torch.testing.assert_close(end[key], ends[False][1][key])
+    _, _, frames = joint_batch()
+    vqvae = method.model.vqvae
+
+    def reconstruction_error(state):
+        vqvae.load_state_dict({key[len('vqvae.'):]: value for key, value in state.items() if key.startswith('vqvae.')})
+        with torch.no_grad():
+            return F.mse_loss(vqvae.decode_indices(vqvae.encode(frames)), frames).item()
+
+    assert reconstruction_error(end) < reconstruction_error(start)
 
 
 def joint_batch():

@@ -76,7 +76,8 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         vocabulary the prior learns stays fixed after stage ``vq``.
         """
         vqvae, prior = self.model.vqvae, self.model.prior
-        trainable = {'vq': [vqvae], 'prior': [prior], 'joint': [prior, vqvae.decoder]}[stage]
+        prior_stage = [prior, vqvae.decoder] if self.training_config.train_decoder_with_prior else [prior]
+        trainable = {'vq': [vqvae], 'prior': prior_stage, 'joint': [prior, vqvae.decoder]}[stage]
         for module in (vqvae, prior):
             module.requires_grad_(False)
             module.eval()
@@ -206,7 +207,13 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
     def _optimizer_step(self, loss: torch.Tensor) -> None:
         index = STAGES.index(self.stage)
         optimizer = self.optimizers()[index]
-        optimizer.zero_grad(set_to_none=True)
+        # the decoder trained beside the prior (disjoint parameters, one backward) keeps stage vq's optimizer,
+        # whose moments it continues, at the learning rate stage vq ended with
+        decoder_optimizer = (self.optimizers()[STAGES.index('vq')]
+                             if self.stage == 'prior' and self.training_config.train_decoder_with_prior else None)
+        for each in (optimizer, decoder_optimizer):
+            if each is not None:
+                each.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         clip = self.training_config.clip_grad
         if clip:
@@ -214,6 +221,8 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
                                 gradient_clip_algorithm=self.training_config.clip_mode)
         optimizer.step()
         self.lr_schedulers()[index].step()
+        if decoder_optimizer is not None:
+            decoder_optimizer.step()
         if self.prior_average is not None and self.stage != 'vq':
             self.prior_average.update(self.model.prior)
 
@@ -253,16 +262,23 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         frames costs n / T of the compute and, on Moving MNIST, reconstructs as well after the same number
         of steps (4 of 20 frames: recon MSE 0.0033 vs 0.0034 per pixel after 192 steps, 4.4x faster).
         """
-        vq_frames = self.training_config.vq_frames
-        if vq_frames is not None and vq_frames < frames.shape[1]:
-            chosen = torch.rand(frames.shape[:2], device=frames.device).argsort(dim=1)[:, :vq_frames]
-            frames = frames[torch.arange(frames.shape[0], device=frames.device)[:, None], chosen]
-        out = self.model.vqvae(frames)
+        out = self.model.vqvae(self._tokenizer_frames(frames)[0])
         logs = {'recon_loss': out.recon_loss, 'vq_loss': out.vq_loss}
         for layer, (perplexity, usage) in enumerate(zip(out.perplexity, out.usage)):
             logs[f'perplexity_l{layer + 1}'] = perplexity
             logs[f'usage_l{layer + 1}'] = usage
         return out.loss, logs
+
+    def _tokenizer_frames(self, frames: torch.Tensor, *aligned: torch.Tensor) -> list[torch.Tensor]:
+        """The frames of each clip the tokenizer trains on, (B, T, ...) -> (B, n, ...): ``vq_frames`` = n random
+        ones per clip, or all T; each of ``aligned`` (B, T, ...) is cut to the same frames."""
+        batch, length = frames.shape[:2]
+        vq_frames = self.training_config.vq_frames
+        if vq_frames is None or vq_frames >= length:
+            return [frames, *aligned]
+        chosen = torch.rand(batch, length, device=frames.device).argsort(dim=1)[:, :vq_frames]
+        clips = torch.arange(batch, device=frames.device)[:, None]
+        return [tensor[clips, chosen] for tensor in (frames, *aligned)]
 
     def prior_loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Stage ``prior``: cross-entropy of the codes (eq. 7), frames: (B, T, C, H, W).
@@ -274,10 +290,20 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         recover from its mistakes instead of drifting when it rolls out on its own predictions.
         With ``future_order = 'masked'`` the trunk reads the future frames through a random training mask
         (:meth:`STPixelCNN.training_mask`); the input frames' next-frame targets are unchanged.
+        With ``train_decoder_with_prior`` the loss adds the decoder's reconstruction MSE of ``vq_frames`` frames
+        per clip from their codes (eq. 4's first term; the codes do not change, so neither does the prior's task).
         """
         with torch.no_grad():
             indices = self.model.vqvae.encode(frames)
-        return self._prior_cross_entropy(indices), {}
+        cross_entropy = self._prior_cross_entropy(indices)
+        if not self.training_config.train_decoder_with_prior:
+            return cross_entropy, {}
+        vqvae = self.model.vqvae
+        targets, codes = self._tokenizer_frames(frames, indices)
+        with torch.no_grad():
+            latent = vqvae.quantizer.decode_indices(codes.flatten(0, 1))
+        recon = F.mse_loss(vqvae.decode_latent(latent), targets.flatten(0, 1))
+        return cross_entropy + recon, {'prior_ce': cross_entropy, 'recon_loss': recon}
 
     def _prior_cross_entropy(self, indices: torch.Tensor) -> torch.Tensor:
         """Eq. 7 on the codes ``(B, T, L, h, w)``, with the configured loss frames and history resampling."""

@@ -94,6 +94,8 @@ TABLE = {
     'prior_layer_weights': Key("weight of each layer's cross-entropy (None: equal)", Rule(None), APPLIED),
     'prior_ema_decay': Key("decay d of a moving average of the prior's weights, which validation, checkpoints and "
                            "tests use (0: none)", Rule(float, 0, 1), APPLIED),
+    'train_decoder_with_prior': Key("the tokenizer's decoder keeps learning to reconstruct the frozen codes during "
+                                    "stage prior", FLAG, APPLIED),
 }
 
 #: Runner keys (OpenSTL's) that S-HR-VQVAE does not read, and what to use instead.

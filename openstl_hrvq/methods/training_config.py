@@ -43,6 +43,9 @@ class TrainingConfig:
         prior_layer_weights: weight of each layer's cross-entropy, or None for equal weights.
         prior_ema_decay: decay of the moving average of the prior's weights that validation and checkpoints use
             (:mod:`~openstl_hrvq.methods.prior_average`), or 0 for none.
+        train_decoder_with_prior: during stage prior the tokenizer's decoder keeps learning to reconstruct the
+            frozen codes (the reconstruction term of eq. 4 on ``vq_frames`` frames per clip, with stage vq's
+            optimizer); the encoder and codebooks, hence the codes the prior learns, stay as stage vq left them.
     """
 
     opt: str = 'adam'
@@ -71,6 +74,7 @@ class TrainingConfig:
     prior_resample_frames: str = 'all'
     prior_layer_weights: tuple[float, ...] | None = None
     prior_ema_decay: float = 0.0
+    train_decoder_with_prior: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping) -> 'TrainingConfig':
