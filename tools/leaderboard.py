@@ -44,7 +44,7 @@ PRESETS = {
 PRESET_DESCRIPTIONS = {
     'quality': "the quick config against OpenSTL's SimVPv2 (gSTA) at CPU widths, both 448 steps on the same "
                "embedded-digit data and seed, 256 test sequences; the S-HR-VQVAE checkpoint is also decoded with "
-               "argmax and the mean of 16. Training took 29 min (S-HR-VQVAE) and 52 min (SimVPv2) on 2 shared CPU "
+               "argmax and the mean of 16. Training takes about 6 min (S-HR-VQVAE) and 9 min (SimVPv2) on 2 idle CPU "
                "cores; SimVPv2's row needs OpenSTL.",
 }
 
