@@ -37,18 +37,14 @@ import datetime
 import logging
 import os
 import os.path as osp
-import statistics
 import subprocess
-import time
-from contextlib import nullcontext
-from typing import Callable
 
 import torch
 
 from openstl_hrvq.api.config import load_config_file
-from openstl_hrvq.method_registry import constructor_keys
+from openstl_hrvq.benchmark.step_timing import (median_seconds, shrvqvae_model, shrvqvae_training_steps,
+                                                simvp_model, simvp_steps)
 from openstl_hrvq.model_info import count_parameters
-from openstl_hrvq.models import SHRVQVAE_Model
 from openstl_hrvq.models.shrvqvae_model import decoding_keys
 
 logger = logging.getLogger('benchmark_speed')
@@ -100,91 +96,6 @@ def commit() -> str:
     return head + ('+changes' if git('status', '--porcelain', '--untracked-files=no') else '')
 
 
-def median_seconds(run: Callable[[], object], repeats: int, warmup: int, device: torch.device,
-                   fp16: bool = False) -> tuple[float, float]:
-    """Median wall-clock and process-CPU seconds of ``run()`` over ``repeats`` calls after ``warmup``, under the
-    runner's ``--fp16`` autocast when ``fp16``."""
-    def timed() -> tuple[float, float]:
-        precision = (torch.autocast(device.type, dtype=torch.bfloat16 if device.type == 'cpu' else torch.float16)
-                     if fp16 else nullcontext())
-        wall, cpu = time.perf_counter(), time.process_time()
-        with precision:
-            run()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - wall, time.process_time() - cpu
-
-    for _ in range(warmup):
-        timed()
-    walls, cpus = zip(*(timed() for _ in range(repeats)))
-    return statistics.median(walls), statistics.median(cpus)
-
-
-def training_steps(model: SHRVQVAE_Model, config: dict, clip: torch.Tensor) -> dict[str, Callable[[], None]]:
-    """The tokenizer and prior stages' training steps on ``clip`` (B, T, C, H, W), as the method runs them."""
-    vqvae, prior = model.vqvae, model.prior
-    vq_optimizer = torch.optim.Adam(vqvae.parameters(), lr=3e-4)
-    prior_optimizer = torch.optim.Adam(prior.parameters(), lr=3e-4)
-    vq_frames = config.get('vq_frames')
-    first_frame = 1 if config.get('prior_loss_frames', 'future') == 'all' else model.pre_seq_length
-    resample = float(config.get('prior_resample_prob', 0.0))
-
-    def tokenizer_step():
-        vqvae.train().requires_grad_(True)
-        frames = clip
-        if vq_frames is not None and vq_frames < clip.shape[1]:
-            chosen = torch.rand(clip.shape[:2], device=clip.device).argsort(dim=1)[:, :vq_frames]
-            frames = clip[torch.arange(clip.shape[0], device=clip.device)[:, None], chosen]
-        loss = vqvae(frames).loss
-        vq_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        vq_optimizer.step()
-
-    def prior_step():
-        vqvae.eval().requires_grad_(False)
-        prior.train()
-        with torch.no_grad():
-            indices = vqvae.encode(clip)
-            history = None
-            if resample > 0:
-                history = prior.resample_history(indices, resample, config.get('prior_resample_temperature', 1.0),
-                                                 config.get('prior_resample_rounds', 1))
-        loss = prior.loss(indices, first_frame, history=history)
-        prior_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        prior_optimizer.step()
-
-    return {'tokenizer step': tokenizer_step, 'prior step': prior_step}
-
-
-def simvp_model(in_shape, device: torch.device):
-    """OpenSTL's SimVPv2 at CPU widths, or None when OpenSTL is not importable."""
-    try:
-        from openstl.models import SimVP_Model
-    except ImportError:
-        return None
-    return SimVP_Model(in_shape=in_shape, **SIMVP_CPU).to(device).eval()
-
-
-def simvp_steps(simvp, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, Callable[[], None]]:
-    """SimVPv2's training step (MSE of the predicted frames, backward, Adam) and prediction on one batch."""
-    optimizer = torch.optim.Adam(simvp.parameters(), lr=1e-3)
-
-    def training_step():
-        simvp.train()
-        loss = torch.nn.functional.mse_loss(simvp(inputs).float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    def prediction():
-        simvp.eval()
-        with torch.no_grad():
-            simvp(inputs)
-
-    return {'SimVPv2 (gSTA) training step': training_step, 'SimVPv2 (gSTA) prediction': prediction}
-
-
 def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
@@ -192,9 +103,8 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     config = build_config(args.config, args.set)
-    model_keys = constructor_keys(SHRVQVAE_Model)
     torch.manual_seed(0)
-    model = SHRVQVAE_Model(**{key: value for key, value in config.items() if key in model_keys}).to(device)
+    model = shrvqvae_model(config, device)
     _, C, H, W = model.in_shape
     clip = torch.rand(args.batch_size, model.pre_seq_length + model.aft_seq_length, C, H, W, device=device)
     inputs = clip[:, :model.pre_seq_length].contiguous()
@@ -208,7 +118,7 @@ def main(argv=None) -> dict:
                 count_parameters(model.prior), args.batch_size, model.pre_seq_length, model.aft_seq_length, H, W,
                 args.repeats)
     results, per_second = {}, {}
-    for name, step in training_steps(model, config, clip).items():
+    for name, step in shrvqvae_training_steps(model, config, clip).items():
         results[name] = median_seconds(step, args.repeats, args.warmup, device, args.fp16)
 
     model.eval()
@@ -223,11 +133,11 @@ def main(argv=None) -> dict:
         results[label] = median_seconds(prediction, args.repeats, args.warmup, device, args.fp16)
         per_second[label] = args.batch_size / results[label][0], args.batch_size / results[label][1]
 
-    simvp = None if args.no_simvp else simvp_model(model.in_shape, device)
+    simvp = None if args.no_simvp else simvp_model(dict(SIMVP_CPU, in_shape=model.in_shape), device)
     if simvp is not None:
         targets = clip[:, model.pre_seq_length:].contiguous()
-        for label, step in simvp_steps(simvp, inputs, targets).items():
-            results[label] = median_seconds(step, args.repeats, args.warmup, device, args.fp16)
+        for name, step in simvp_steps(simvp.eval(), inputs, targets).items():
+            results[f'SimVPv2 (gSTA) {name}'] = median_seconds(step, args.repeats, args.warmup, device, args.fp16)
         label = 'SimVPv2 (gSTA) prediction'
         per_second[label] = args.batch_size / results[label][0], args.batch_size / results[label][1]
 
