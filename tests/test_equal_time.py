@@ -49,7 +49,8 @@ def test_both_methods_train_for_the_planned_time_and_are_scored(tmp_path):
     saved = json.loads((tmp_path / 'out' / 'equal_time.json').read_text())
     assert saved['rows'] == result['rows']
     table = (tmp_path / 'out' / 'equal_time.md').read_text()
-    assert f"| S-HR-VQVAE | {rows['S-HR-VQVAE']['decoding']} |" in table and f"{rows['SimVPv2 (gSTA)']['mse']:.2f}" in table
+    assert f"| S-HR-VQVAE | {rows['S-HR-VQVAE']['decoding']} |" in table
+    assert f"{rows['SimVPv2 (gSTA)']['mse']:.2f}" in table
 
 
 def test_a_baseline_that_is_not_simvp_is_one_line(tmp_path, capsys):

@@ -82,9 +82,9 @@ def step_seconds(entry: Entry, config: dict, device: torch.device, repeats: int)
     if entry.method.lower() == 'shrvqvae':
         steps = shrvqvae_training_steps(shrvqvae_model(config, device), config, clip)
     else:
-        inputs, targets = clip[:, :config['pre_seq_length']].contiguous(), clip[:, config['pre_seq_length']:]
-        steps = {'training step': simvp_steps(simvp_model(config, device), inputs, targets.contiguous())[
-            'training step']}
+        inputs, targets = clip[:, :config['pre_seq_length']], clip[:, config['pre_seq_length']:]
+        simvp = simvp_steps(simvp_model(config, device), inputs.contiguous(), targets.contiguous())
+        steps = {'training step': simvp['training step']}
     return {name: median_seconds(step, repeats, 1, device)[0] for name, step in steps.items()}
 
 
@@ -107,6 +107,7 @@ def planned_train_size(seconds: float, epochs: int, step_s: float, batch_size: i
 
 
 def check_entries(entries: list[Entry]) -> None:
+    """One line for what cannot run: a missing OpenSTL, or configs that are not S-HR-VQVAE then SimVP."""
     for entry in entries:
         if entry.skip_reason:
             raise UserError(f'{entry.label} cannot run here: {entry.skip_reason}.')
@@ -192,7 +193,8 @@ def main(argv=None) -> dict:
                                  notes=(f'Equal wall time: {args.seconds:.0f} s of training each '
                                         f'(tools/equal_time.py).',))
     result = run_leaderboard(entries, budget, args.out, options)
-    meta = dict(seconds=args.seconds, device=str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
+    device_name = str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device)
+    meta = dict(seconds=args.seconds, device=device_name,
                 config=osp.relpath(args.config), baseline=osp.relpath(baseline), epochs=args.epochs,
                 test_size=args.test_size, seed=args.seed, dataname=args.dataname, leaderboard=result['files']['md'])
     rows = summary_rows(result, plans)
