@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import os.path as osp
 import sys
 
@@ -36,6 +35,7 @@ from openstl_hrvq.api.experiment import torch_device
 from openstl_hrvq.api.signals import exit_on_signals, exit_status
 from openstl_hrvq.benchmark import Budget, CostProtocol, LeaderboardOptions, build_entries, run_leaderboard
 from openstl_hrvq.benchmark.entries import Entry, openstl_root
+from openstl_hrvq.benchmark.leaderboard import decoding_variant
 from openstl_hrvq.benchmark.runner import entry_config
 from openstl_hrvq.benchmark.step_timing import (median_seconds, shrvqvae_model, shrvqvae_training_steps,
                                                 simvp_model, simvp_steps)
@@ -83,8 +83,8 @@ def step_seconds(entry: Entry, config: dict, device: torch.device, repeats: int)
         steps = shrvqvae_training_steps(shrvqvae_model(config, device), config, clip)
     else:
         inputs, targets = clip[:, :config['pre_seq_length']], clip[:, config['pre_seq_length']:]
-        simvp = simvp_steps(simvp_model(config, device), inputs.contiguous(), targets.contiguous())
-        steps = {'training step': simvp['training step']}
+        training = simvp_steps(simvp_model(config, device), inputs.contiguous(), targets.contiguous())['training step']
+        steps = {'training step': training}
     return {name: median_seconds(step, repeats, 1, device)[0] for name, step in steps.items()}
 
 
@@ -117,20 +117,12 @@ def check_entries(entries: list[Entry]) -> None:
                           f'{[entry.method for entry in entries]}.')
 
 
-def entry_of(label: str, plans: dict[str, dict]) -> str | None:
-    """The planned entry a leaderboard row belongs to: its own label, or ``<entry>_<decoding>`` for the rows that
-    test an entry's checkpoint with another decoding."""
-    for entry in plans:
-        if label == entry or label.startswith(f'{entry}_'):
-            return entry
-    return None
-
-
-def summary_rows(result: dict, plans: dict[str, dict]) -> list[dict]:
-    """One row per tested decoding of a planned entry: its plan beside the measured training and test numbers."""
+def summary_rows(result: dict, plans: dict[str, dict], planned_label: dict[str, str]) -> list[dict]:
+    """One row per tested decoding of a planned entry (``planned_label``: row label -> entry label): its plan
+    beside the measured training and test numbers."""
     rows = []
     for row in result['rows']:
-        entry = entry_of(row['label'], plans)
+        entry = planned_label.get(row['label'])
         if entry is None or row.get('status') != 'ok':
             continue
         seconds, steps = row['train_time_s'], row['train_steps']
@@ -197,8 +189,11 @@ def main(argv=None) -> dict:
     meta = dict(seconds=args.seconds, device=device_name,
                 config=osp.relpath(args.config), baseline=osp.relpath(baseline), epochs=args.epochs,
                 test_size=args.test_size, seed=args.seed, dataname=args.dataname, leaderboard=result['files']['md'])
-    rows = summary_rows(result, plans)
-    os.makedirs(args.out, exist_ok=True)
+    # the rows of the extra decodings test their entry's checkpoint: they share its plan
+    planned_label = {entry.label: entry.label for entry in entries}
+    planned_label.update({decoding_variant(entry, spec).label: entry.label
+                          for entry in entries for spec in args.decodings})
+    rows = summary_rows(result, plans, planned_label)
     save_json(osp.join(args.out, 'equal_time.json'), dict(meta=meta, plans=plans, rows=rows))
     text = markdown(rows, meta)
     save_text(osp.join(args.out, 'equal_time.md'), text)
