@@ -13,6 +13,10 @@ Measures one config (default: the quick Moving-MNIST config) at batch 16, 10 -> 
   benchmark (hid_S 16, hid_T 64, N_T 4; 0.87 M parameters) on the same batch (its step: MSE of the 10 predicted
   frames + backward + Adam, as OpenSTL trains it), when OpenSTL is importable (``--no-simvp`` skips it).
 
+``--profile N`` then runs one prior step under ``torch.profiler`` and prints its N costliest operators, grouped by
+operator and input shapes, so each row can be told apart by its tensor (for example the head's convolution over
+``B x 19 x L`` maps): where a step's time goes on this machine.
+
 ``--fp16`` runs every measurement under the autocast that the runner's ``--fp16`` gives training and testing:
 bfloat16 on a CPU, float16 on CUDA.
 
@@ -28,6 +32,7 @@ Usage::
     python tools/benchmark_speed.py -c configs/mmnist/shvqvae.py --decodings argmax
     python tools/benchmark_speed.py --set decode_order=raster --decodings argmax
     python tools/benchmark_speed.py --threads 1 --fp16           # bfloat16 autocast on a CPU
+    python tools/benchmark_speed.py --threads 1 --no-simvp --profile 15
 """
 from __future__ import annotations
 
@@ -69,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-simvp', action='store_true', help="do not time OpenSTL's SimVPv2 for reference")
     parser.add_argument('--fp16', action='store_true',
                         help="mixed precision as the runner's --fp16: bfloat16 on a CPU, float16 on CUDA")
+    parser.add_argument('--profile', type=int, default=0, metavar='N',
+                        help="also profile one prior step and print its N costliest operators by input shapes")
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override a config key (Python literal), e.g. prior_hidden=48')
     return parser.parse_args(argv)
@@ -118,7 +125,8 @@ def main(argv=None) -> dict:
                 count_parameters(model.prior), args.batch_size, model.pre_seq_length, model.aft_seq_length, H, W,
                 args.repeats)
     results, per_second = {}, {}
-    for name, step in shrvqvae_training_steps(model, config, clip).items():
+    steps = shrvqvae_training_steps(model, config, clip)
+    for name, step in steps.items():
         results[name] = median_seconds(step, args.repeats, args.warmup, device, args.fp16)
 
     model.eval()
@@ -147,7 +155,24 @@ def main(argv=None) -> dict:
         logger.info('  %-28s %9.3f %9.3f %12s %12s', name, wall, cpu, f'{rates[0]:.1f}' if rates else '',
                     f'{rates[1]:.1f}' if rates else '')
     logger.info('load average after: %s', ' '.join(f'{v:.2f}' for v in os.getloadavg()))
+    if args.profile > 0:
+        logger.info('one prior step, its %d costliest operators by self time:\n%s', args.profile,
+                    profile_table(steps['prior step'], args.profile, device, args.fp16))
     return results
+
+
+def profile_table(run, rows: int, device: torch.device, fp16: bool = False) -> str:
+    """torch.profiler's table of one call of ``run()`` (after the timed runs have warmed it up): the ``rows``
+    operators with the most self time, grouped by operator and input shapes."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities, record_shapes=True) as profiler:
+        median_seconds(run, repeats=1, warmup=0, device=device, fp16=fp16)
+    sort_by = 'self_cuda_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    return profiler.key_averages(group_by_input_shape=True).table(sort_by=sort_by, row_limit=rows,
+                                                                  max_name_column_width=32,
+                                                                  max_shapes_column_width=72)
 
 
 if __name__ == '__main__':
