@@ -73,6 +73,29 @@ def test_warmup_rises_linearly_from_warmup_lr_then_follows_the_schedule(tmp_path
     assert rates[4] > rates[8] > rates[11] > 1e-3                  # and falls towards min_lr
 
 
+def test_a_stage_schedule_overrides_sched_for_that_stage_alone(tmp_path):
+    method = make_method(tmp_path, lr=1e-2, vq_epochs=2, prior_epochs=2, epoch=4, sched='constant',
+                         prior_sched='cosine', min_lr=1e-3)
+    optimizers, schedulers = method.configure_optimizers()
+
+    def rates(stage: int) -> list[float]:
+        seen = []
+        for _ in range(8):                       # each stage: 2 epochs x 4 steps
+            seen.append(optimizers[stage].param_groups[0]['lr'])
+            optimizers[stage].step()
+            schedulers[stage]['scheduler'].step()
+        return seen
+
+    assert rates(0) == [pytest.approx(1e-2)] * 8                   # stage vq keeps sched's constant rate
+    prior = rates(1)
+    assert prior[0] == pytest.approx(1e-2) and all(a > b for a, b in zip(prior, prior[1:]))
+    assert prior[-1] == pytest.approx(1e-3 + (1e-2 - 1e-3) * 0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    # a stage that does not train does not count: no stage that trains anneals to min_lr
+    with pytest.raises(ConfigError, match="'min_lr' must be left out when no stage runs a cosine schedule"):
+        resolve_config({'method': 'SHRVQVAE', 'vq_epochs': 0, 'prior_epochs': 1, 'vq_sched': 'cosine',
+                        'min_lr': 1e-4})
+
+
 def test_the_methods_defaults_apply_unless_set(tmp_path, openstl):
     config = tmp_path / 'plain.py'
     config.write_text("method = 'SHRVQVAE'\nvq_epochs = 1\nprior_epochs = 1\n")

@@ -121,13 +121,13 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         return max(1, self.schedule.lengths[stage] * int(self.hparams.steps_per_epoch))
 
     def _lr_factor(self, stage: str):
-        """The stage's learning-rate factor per step of its own (``sched``: constant or cosine after an optional
+        """The stage's learning-rate factor per step of its own (its schedule: constant or cosine after an optional
         linear warm-up of ``warmup_epoch`` epochs from ``warmup_lr``), for a ``LambdaLR``."""
         config = self.training_config
         lr, steps = float(config.stage_lr(stage)), self._stage_steps(stage)
         warmup = min(steps - 1, config.warmup_epoch * int(self.hparams.steps_per_epoch))
         start, min_ratio = float(config.warmup_lr) / lr, float(config.min_lr) / lr
-        cosine = config.sched == 'cosine'
+        cosine = config.stage_sched(stage) == 'cosine'
 
         def factor(step: int) -> float:
             if step < warmup:
@@ -139,8 +139,9 @@ class SHRVQVAE(LeaderboardTestMixin, pl.LightningModule):
         return factor
 
     def _make_scheduler(self, optimizer, stage: str):
-        """The stage's learning-rate schedule over its own steps (``sched``: constant, cosine or onecycle)."""
-        if self.training_config.sched == 'onecycle':
+        """The stage's learning-rate schedule over its own steps (``<stage>_sched`` or ``sched``: constant, cosine
+        or onecycle)."""
+        if self.training_config.stage_sched(stage) == 'onecycle':
             return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(self.training_config.stage_lr(stage)),
                                                        total_steps=self._stage_steps(stage) + 1,
                                                        final_div_factor=float(self.training_config.final_div_factor))

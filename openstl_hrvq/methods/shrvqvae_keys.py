@@ -20,6 +20,7 @@ PRIOR_LOSS_FRAMES = ('future', 'all')
 SCHEDULES = ('constant', 'none', 'cosine', 'onecycle')
 OPTIMIZERS = ('adam', 'adamw', 'sgd')
 STAGE_LR = Rule(float, 0, above=True, optional=True)
+STAGE_SCHED = Rule(choices=SCHEDULES, optional=True)
 
 TABLE = {
     # model (HR-VQVAE tokenizer, ST-PixelCNN prior, decoding)
@@ -66,6 +67,9 @@ TABLE = {
     'joint_lr': Key('learning rate of stage joint (None: lr)', STAGE_LR, APPLIED),
     'sched': Key("each stage's schedule over its steps: 'constant' (or 'none', the same), 'cosine' or 'onecycle'",
                  Rule(choices=SCHEDULES), RESTORED),
+    'vq_sched': Key('schedule of stage vq (None: sched)', STAGE_SCHED, RESTORED),
+    'prior_sched': Key('schedule of stage prior (None: sched)', STAGE_SCHED, RESTORED),
+    'joint_sched': Key('schedule of stage joint (None: sched)', STAGE_SCHED, RESTORED),
     'min_lr': Key("the cosine schedule's final learning rate", NON_NEGATIVE, APPLIED),
     'warmup_epoch': Key('epochs of linear warm-up from warmup_lr at the start of each stage', Rule(int, 0), APPLIED),
     'warmup_lr': Key('learning rate at the start of the warm-up', NON_NEGATIVE, APPLIED),
@@ -164,10 +168,12 @@ def check_constraints(config: dict, explicit: frozenset = frozenset()) -> None:
             fail(key, get(key), f"left out with opt='sgd' (it is an Adam setting; sgd reads momentum)")
     elif 'momentum' in explicit:
         fail('momentum', get('momentum'), f"left out with opt={opt!r} (it is read by opt='sgd'; Adam's is opt_betas)")
+    # each stage that trains runs its own schedule, or sched
+    schedules = {stage: get(f'{stage}_sched') or get('sched', 'constant') for stage in used}
     warmup = get('warmup_epoch', 0)
     if warmup:
-        if get('sched') == 'onecycle':
-            fail('warmup_epoch', warmup, "0 with sched='onecycle' (onecycle warms up by itself)")
+        if 'onecycle' in schedules.values():
+            fail('warmup_epoch', warmup, f"0 with a onecycle schedule ({schedules}; onecycle warms up by itself)")
         lengths = StageSchedule.from_config(config).lengths
         shortest = min(lengths[stage] for stage in used)
         if warmup >= shortest:
@@ -175,11 +181,12 @@ def check_constraints(config: dict, explicit: frozenset = frozenset()) -> None:
                                          f'shortest has {shortest} epochs: {lengths})')
     elif 'warmup_lr' in explicit:
         fail('warmup_lr', get('warmup_lr'), 'left out when warmup_epoch is 0 (it is the warm-up\'s start)')
-    if 'min_lr' in explicit and get('sched') != 'cosine':
-        fail('min_lr', get('min_lr'), f"left out with sched={get('sched')!r} (it is the cosine schedule's end)")
-    if 'final_div_factor' in explicit and get('sched') != 'onecycle':
+    if 'min_lr' in explicit and 'cosine' not in schedules.values():
+        fail('min_lr', get('min_lr'), f"left out when no stage runs a cosine schedule ({schedules}; it is the cosine "
+                                      f"schedule's end)")
+    if 'final_div_factor' in explicit and 'onecycle' not in schedules.values():
         fail('final_div_factor', get('final_div_factor'),
-             f"left out with sched={get('sched')!r} (it is the onecycle schedule's)")
+             f"left out when no stage runs a onecycle schedule ({schedules}; it is the onecycle schedule's)")
     if get('clip_grad') is None and 'clip_mode' in explicit:
         fail('clip_mode', get('clip_mode'), 'left out when clip_grad is None (nothing is clipped)')
 

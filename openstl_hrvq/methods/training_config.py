@@ -29,6 +29,7 @@ class TrainingConfig:
         vq_lr, prior_lr, joint_lr: a stage's own learning rate, or None for ``lr``.
         sched: each stage's learning-rate schedule: 'constant' (or 'none', OpenSTL's spelling), 'cosine' or
             'onecycle'.
+        vq_sched, prior_sched, joint_sched: a stage's own schedule, or None for ``sched``.
         min_lr: the cosine schedule's final learning rate.
         warmup_epoch, warmup_lr: each stage's first ``warmup_epoch`` epochs rise linearly from ``warmup_lr``.
         final_div_factor: the onecycle schedule's.
@@ -54,6 +55,9 @@ class TrainingConfig:
     prior_lr: float | None = None
     joint_lr: float | None = None
     sched: str = 'constant'
+    vq_sched: str | None = None
+    prior_sched: str | None = None
+    joint_sched: str | None = None
     min_lr: float = 0.0
     warmup_epoch: int = 0
     warmup_lr: float = 1e-5
@@ -94,3 +98,7 @@ class TrainingConfig:
     def stage_lr(self, stage: str) -> float:
         """The learning rate of ``stage`` ('vq', 'prior' or 'joint')."""
         return getattr(self, f'{stage}_lr') or self.lr
+
+    def stage_sched(self, stage: str) -> str:
+        """The learning-rate schedule of ``stage`` ('vq', 'prior' or 'joint')."""
+        return getattr(self, f'{stage}_sched') or self.sched
