@@ -63,13 +63,20 @@ def test_unknown_keys_are_named(tmp_path):
 
 def test_every_shipped_config_resolves():
     for name in ('mmnist/shvqvae', 'mmnist/shvqvae_joint', 'mmnist/shvqvae_1layer', 'mmnist/shvqvae_6layer',
-                 'mmnist/shvqvae_quick', 'mmnist/shvqvae_raster', 'kth/shvqvae', 'kth/shvqvae_joint',
-                 'kth/shvqvae_1layer', 'kth/shvqvae_9layer', 'kth/shvqvae_raster'):
+                 'mmnist/shvqvae_quick', 'mmnist/shvqvae_quick_joint', 'mmnist/shvqvae_raster', 'kth/shvqvae',
+                 'kth/shvqvae_joint', 'kth/shvqvae_1layer', 'kth/shvqvae_9layer', 'kth/shvqvae_raster'):
         config = resolve_config({'config_file': osp.join(REPO, 'configs', f'{name}.py')})
         assert config['method'] == 'SHRVQVAE'
         assert config['decode_order'] == ('raster' if name.endswith('_raster') else 'parallel')
     main = resolve_config({'config_file': osp.join(REPO, 'configs', 'mmnist', 'shvqvae.py')})
     assert (main['epoch'], main['batch_size'], main['lr']) == (200, 16, 3e-4)
+    # the joint quick config inherits the quick config and changes only its stages and decoding
+    quick, quick_joint = (resolve_config({'config_file': osp.join(REPO, 'configs', 'mmnist', f'{name}.py')})
+                          for name in ('shvqvae_quick', 'shvqvae_quick_joint'))
+    changed = {key for key in quick if quick[key] != quick_joint[key]}
+    assert changed == {'config_file', 'prior_epochs', 'joint_epochs', 'sample_temperature',
+                       'decoding_samples'}
+    assert (quick_joint['joint_epochs'], quick_joint['sample_temperature']) == (1, 0.0)
     kth = resolve_config({'config_file': osp.join(REPO, 'configs', 'kth', 'shvqvae.py')})
     assert kth['epoch'] == 100 and kth['in_shape'] == [10, 1, 128, 128] and kth['aft_seq_length'] == 20
 
