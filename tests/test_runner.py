@@ -65,7 +65,11 @@ def test_every_shipped_config_resolves():
     for name in ('mmnist/shvqvae', 'mmnist/shvqvae_joint', 'mmnist/shvqvae_1layer', 'mmnist/shvqvae_6layer',
                  'mmnist/shvqvae_quick', 'mmnist/shvqvae_quick_joint', 'mmnist/shvqvae_raster', 'kth/shvqvae',
                  'kth/shvqvae_joint', 'kth/shvqvae_1layer', 'kth/shvqvae_9layer', 'kth/shvqvae_raster'):
-        config = resolve_config({'config_file': osp.join(REPO, 'configs', f'{name}.py')})
+        path = osp.join(REPO, 'configs', f'{name}.py')
+        # OpenSTL's reader imports the file as a module: its bytes must compile as Python (a first-lines comment
+        # such as "decoding: the ..." would be read as an encoding declaration)
+        compile(open(path, 'rb').read(), path, 'exec')
+        config = resolve_config({'config_file': path})
         assert config['method'] == 'SHRVQVAE'
         assert config['decode_order'] == ('raster' if name.endswith('_raster') else 'parallel')
     main = resolve_config({'config_file': osp.join(REPO, 'configs', 'mmnist', 'shvqvae.py')})
