@@ -4,6 +4,7 @@ import os.path as osp
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,13 +69,13 @@ def test_every_shipped_config_resolves():
         path = osp.join(REPO, 'configs', f'{name}.py')
         # OpenSTL's reader imports the file as a module: its bytes must compile as Python (a first-lines comment
         # such as "decoding: the ..." would be read as an encoding declaration)
-        compile(open(path, 'rb').read(), path, 'exec')
+        compile(Path(path).read_bytes(), path, 'exec')
         config = resolve_config({'config_file': path})
         assert config['method'] == 'SHRVQVAE'
         assert config['decode_order'] == ('raster' if name.endswith('_raster') else 'parallel')
     main = resolve_config({'config_file': osp.join(REPO, 'configs', 'mmnist', 'shvqvae.py')})
     assert (main['epoch'], main['batch_size'], main['lr']) == (200, 16, 3e-4)
-    # the joint quick config inherits the quick config and changes only its stages and decoding
+    # the joint quick config repeats the quick config's keys (configs are flat files) but its stages and decoding
     quick, quick_joint = (resolve_config({'config_file': osp.join(REPO, 'configs', 'mmnist', f'{name}.py')})
                           for name in ('shvqvae_quick', 'shvqvae_quick_joint'))
     changed = {key for key in quick if quick[key] != quick_joint[key]}
